@@ -1,0 +1,15 @@
+"""Stage output (pass-through until its issue lands)."""
+
+from __future__ import annotations
+
+from guardstream.agents.base import Stage, Verdict
+from guardstream.models import Envelope
+
+__all__ = ["OutputStage"]
+
+
+class OutputStage(Stage):
+    name = "output"
+
+    async def process(self, envelope: Envelope) -> Verdict:
+        return Verdict.passed(envelope)

@@ -1,0 +1,15 @@
+"""Stage ratelimit (pass-through until its issue lands)."""
+
+from __future__ import annotations
+
+from guardstream.agents.base import Stage, Verdict
+from guardstream.models import Envelope
+
+__all__ = ["RateLimitStage"]
+
+
+class RateLimitStage(Stage):
+    name = "ratelimit"
+
+    async def process(self, envelope: Envelope) -> Verdict:
+        return Verdict.passed(envelope)

@@ -1,0 +1,118 @@
+"""One policy section per stage. A stage reads only its own section."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from guardstream.policy.base import Section
+
+__all__ = [
+    "InjectionPolicy",
+    "LlmPolicy",
+    "ModelPrice",
+    "ModeratePolicy",
+    "OperatorPolicy",
+    "OutputPolicy",
+    "RateLimitPolicy",
+    "RedactPolicy",
+    "ValidatePolicy",
+]
+
+Role = Literal["system", "user", "assistant"]
+
+
+class RateLimitPolicy(Section):
+    enabled: bool = True
+    window_seconds: int = Field(default=60, gt=0)
+    on_redis_error: Literal["fail_closed", "fail_open"] = "fail_closed"
+    redis_timeout_seconds: float = Field(default=0.5, gt=0)
+    charge_actual_usage: bool = True
+
+
+class ValidatePolicy(Section):
+    enabled: bool = True
+    max_messages: int = Field(default=64, gt=0)
+    max_chars_per_message: int = Field(default=32_000, gt=0)
+    max_total_bytes: int = Field(default=256_000, gt=0)
+    max_id_length: int = Field(default=200, gt=0)
+    max_zero_width_run: int = Field(default=2, ge=1)
+    max_whitespace_run: int = Field(default=64, ge=2)
+    max_newline_run: int = Field(default=4, ge=1)
+    confusables: Literal["off", "report", "block"] = "report"
+
+
+class OperatorPolicy(Section):
+    kind: Literal["replace", "mask", "hash", "encrypt", "redact"] = "replace"
+    masking_char: str = "*"
+    chars_to_mask: int = 100
+    from_end: bool = False
+
+
+class RedactPolicy(Section):
+    enabled: bool = True
+    entities: tuple[str, ...] | None = None
+    score_threshold: float = Field(default=0.5, ge=0, le=1)
+    language: str = "en"
+    roles: tuple[Role, ...] = ("user", "assistant")
+    operators: dict[str, OperatorPolicy] = Field(default_factory=dict)
+    allow_list: tuple[str, ...] = ()
+    reversible: bool = False
+    vault_ttl_seconds: int = Field(default=900, gt=0)
+
+
+class ModeratePolicy(Section):
+    enabled: bool = True
+    backend: Literal["local", "openai"] = "local"
+    fallback: Literal["local", "fail_closed", "fail_open"] = "local"
+    openai_model: str = "omni-moderation-latest"
+    roles: tuple[Role, ...] = ("user",)
+    block_categories: tuple[str, ...] | None = None
+    thresholds: dict[str, float] = Field(default_factory=dict)
+
+
+class InjectionPolicy(Section):
+    enabled: bool = True
+    threshold: float | None = Field(default=None, ge=0, le=1)
+    roles: tuple[Role, ...] = ("user",)
+    heuristics: bool = True
+    classifier: bool = True
+    similarity: bool = False
+
+
+class ModelPrice(Section):
+    input_per_million: float = Field(ge=0)
+    output_per_million: float = Field(ge=0)
+
+
+class LlmPolicy(Section):
+    enabled: bool = True
+    default_model: str = "gpt-4o-mini"
+    allowed_models: tuple[str, ...] | None = None
+    max_tokens_cap: int = Field(default=1024, gt=0)
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=3, ge=0)
+    backoff_base_seconds: float = Field(default=0.5, ge=0)
+    backoff_max_seconds: float = Field(default=8.0, ge=0)
+    max_concurrency: int = Field(default=32, gt=0)
+    breaker_failures: int = Field(default=5, gt=0)
+    breaker_reset_seconds: float = Field(default=30.0, gt=0)
+    canary: bool = True
+    idempotency_ttl_seconds: int = Field(default=86_400, gt=0)
+    key_refresh_seconds: float = Field(default=300.0, gt=0)
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
+
+
+class OutputPolicy(Section):
+    enabled: bool = True
+    pii: Literal["redact", "block", "off"] = "redact"
+    secrets: Literal["redact", "block", "off"] = "redact"
+    internal_urls: Literal["redact", "block", "off"] = "redact"
+    private_ips: Literal["redact", "block", "off"] = "redact"
+    file_paths: Literal["redact", "block", "off"] = "redact"
+    connection_strings: Literal["redact", "block", "off"] = "redact"
+    system_prompt_leak: Literal["block", "off"] = "block"
+    system_prompt_overlap_chars: int = Field(default=80, gt=10)
+    moderation: Literal["block", "off"] = "block"
+    structured_reask: bool = False
