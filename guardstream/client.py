@@ -58,7 +58,7 @@ class GuardstreamClient:
             partitions = self._consumer.partitions_for_topic(self.topics.results)
             if partitions:
                 break
-            await self._consumer._client.force_metadata_update()  # noqa: SLF001
+            await self._consumer._client.force_metadata_update()
             await asyncio.sleep(0.1)
         if not partitions:
             raise GuardstreamError(f"topic {self.topics.results} does not exist")

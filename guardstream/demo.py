@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     path = Path(args[0] if args else "examples/requests.jsonl")
     lines = [line for line in path.read_bytes().splitlines() if line.strip()]
-    print(f"starting guardstream up (embedded broker, Redis and dev model) ...", flush=True)
+    print("starting guardstream up (embedded broker, Redis and dev model) ...", flush=True)
     proc = subprocess.Popen([sys.executable, "-m", "guardstream.cli", "up"],
                             stdout=subprocess.PIPE, env=dict(os.environ))
     ready: list[str] = []
