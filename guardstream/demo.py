@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         proc.wait(timeout=60)
 
 
-async def _exchange(bootstrap: str, lines: list[bytes]) -> list[dict[str, object]]:
+async def _exchange(bootstrap: str, lines: list[bytes]) -> list[dict[str, Any]]:
     from guardstream.client import GuardstreamClient
 
     async with GuardstreamClient(bootstrap) as client:
@@ -55,7 +56,7 @@ async def _exchange(bootstrap: str, lines: list[bytes]) -> list[dict[str, object
         return [r.to_dict() for r in await client.submit_many(requests, timeout=120)]
 
 
-def _summary(result: dict[str, object]) -> str:
+def _summary(result: dict[str, Any]) -> str:
     status = str(result["status"])
     head = f"{result['request_id']}: {status}"
     if status != "ok":
@@ -64,7 +65,7 @@ def _summary(result: dict[str, object]) -> str:
         head += f"\n    output: {str(result.get('output'))[:100]!r}"
     findings = result.get("findings") or []
     if findings:
-        kinds = ", ".join(f"{f['stage']}:{f['type']}" for f in findings)  # type: ignore[index,union-attr]
+        kinds = ", ".join(f"{f['stage']}:{f['type']}" for f in findings)
         head += f"\n    findings: {kinds}"
     return head
 
