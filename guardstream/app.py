@@ -27,6 +27,7 @@ from guardstream.models.request import usable_request_id
 from guardstream.resources import Resources
 from guardstream.runner import step
 from guardstream.settings import Settings
+from guardstream.telemetry import Metrics, extract_context, setup_telemetry
 from guardstream.topics import TopicNames
 
 __all__ = ["StageAgent", "create_app"]
@@ -101,6 +102,8 @@ class StageAgent:
         self.resources = Resources(settings)
         self.stage: Stage = build_stage(stage_name, self.resources)
         self.auditor = Auditor(settings)
+        setup_telemetry(f"guardstream-{stage_name}")
+        self.metrics = Metrics()
         self.is_first = stage_name == STAGE_ORDER[0]
         forward = self.names.output_of(stage_name)
         self.topics = _Topics(
@@ -130,10 +133,12 @@ class StageAgent:
         async for event in stream.events():
             message = event.message
             await self.handle(message.key, message.value, topic=message.topic,
-                              partition=message.partition, offset=message.offset)
+                              partition=message.partition, offset=message.offset,
+                              headers=message.headers)
 
     async def handle(self, key: bytes | None, value: bytes | None, *, topic: str | None = None,
-                     partition: int | None = None, offset: int | None = None) -> None:
+                     partition: int | None = None, offset: int | None = None,
+                     headers: Any = None) -> None:
         """Process one record. Every path ends in a produced record; none raises."""
         try:
             if value is None:
@@ -145,12 +150,15 @@ class StageAgent:
             return
         try:
             outcome = await step(self.stage, envelope, is_last=self.topics.forward is None,
-                                 auditor=self.auditor)
+                                 auditor=self.auditor, trace_parent=extract_context(headers),
+                                 metrics=self.metrics)
             key_bytes = envelope.request_id.encode()
             if outcome.forward is not None and self.topics.forward is not None:
-                await self._send(self.topics.forward, key_bytes, encode(outcome.forward))
+                await self._send(self.topics.forward, key_bytes, encode(outcome.forward),
+                                 outcome.headers)
             elif outcome.result is not None:
-                await self._send(self.topics.results, key_bytes, encode(outcome.result))
+                await self._send(self.topics.results, key_bytes, encode(outcome.result),
+                                 outcome.headers)
             await self._audit(outcome.audit)
         except Exception as exc:  # the broker itself failed us: hand back to the DLQ path
             log.exception("stage %s could not produce for request %s", self.stage.name,
@@ -159,9 +167,10 @@ class StageAgent:
                                     topic, partition, offset)
         self.processed += 1
 
-    async def _send(self, topic: faust.TopicT, key: bytes, value: bytes) -> None:
+    async def _send(self, topic: faust.TopicT, key: bytes, value: bytes,
+                    headers: tuple[tuple[str, bytes], ...] = ()) -> None:
         # Wait for the broker's ack before the offset can be committed: at-least-once.
-        fut = await topic.send(key=key, value=value)
+        fut = await topic.send(key=key, value=value, headers=list(headers) or None)
         await fut
 
     async def _audit(self, events: tuple[AuditEvent, ...]) -> None:
@@ -176,6 +185,7 @@ class StageAgent:
                             partition=partition, offset=offset, key=key, value=value,
                             ts_ms=time.time() * 1000)
         await self._send(self.topics.dlq, key or b"", encode(letter))
+        self.metrics.dead_letters.add(1, {"stage": self.stage.name})
         request_id = _request_id_of(value)
         await self._audit((self.auditor.dead_letter_event(self.stage.name, request_id,
                                                           "undecodable"),))

@@ -6,6 +6,8 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 
+from opentelemetry import trace
+
 from guardstream.agents import build_stage
 from guardstream.agents.base import Stage
 from guardstream.audit import Auditor
@@ -14,6 +16,7 @@ from guardstream.models import AuditEvent, Envelope, Result, Status
 from guardstream.models.codec import decode_request
 from guardstream.resources import Resources
 from guardstream.runner import step
+from guardstream.telemetry import Metrics
 
 __all__ = ["LocalPipeline", "undecodable_result"]
 
@@ -26,6 +29,7 @@ class LocalPipeline:
         self.stages: list[Stage] = [build_stage(name, resources) for name in stage_names]
         self.auditor = Auditor(resources.settings)
         self.audit_log: list[AuditEvent] | None = None
+        self.metrics = Metrics()
 
     async def start(self) -> None:
         for stage in self.stages:
@@ -44,8 +48,15 @@ class LocalPipeline:
 
     async def run(self, envelope: Envelope) -> Result:
         last = len(self.stages) - 1
+        tracer = trace.get_tracer("guardstream")
+        with tracer.start_as_current_span("guardstream.request") as root:
+            root.set_attribute("guardstream.request_id", envelope.request_id)
+            return await self._run(envelope, last)
+
+    async def _run(self, envelope: Envelope, last: int) -> Result:
         for index, stage in enumerate(self.stages):
-            outcome = await step(stage, envelope, is_last=index == last, auditor=self.auditor)
+            outcome = await step(stage, envelope, is_last=index == last, auditor=self.auditor,
+                                 metrics=self.metrics)
             if self.audit_log is not None:
                 self.audit_log.extend(outcome.audit)
             if outcome.result is not None:

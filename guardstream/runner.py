@@ -11,9 +11,12 @@ import logging
 import time
 from dataclasses import dataclass
 
+from opentelemetry.context import Context
+
 from guardstream.agents.base import Decision, Stage, Verdict
 from guardstream.audit import Auditor
 from guardstream.models import AuditEvent, Envelope, Result, Status
+from guardstream.telemetry import Metrics, inject_headers, stage_span
 
 __all__ = ["Outcome", "finish", "step"]
 
@@ -22,25 +25,37 @@ log = logging.getLogger("guardstream.runner")
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """Exactly one of `forward` (to the next stage) and `result` (terminal) is set."""
+    """Exactly one of `forward` (to the next stage) and `result` (terminal) is set.
+
+    `headers` carry this stage's trace context to whatever consumes the outcome.
+    """
 
     forward: Envelope | None
     result: Result | None
     audit: tuple[AuditEvent, ...]
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
-async def step(stage: Stage, envelope: Envelope, *, is_last: bool,
-               auditor: Auditor) -> Outcome:
-    started = time.perf_counter()
-    try:
-        verdict = await stage.process(envelope)
-    except Exception as exc:
-        # Never the exception text: it may quote the request.
-        log.exception("stage %s raised %s on request %s", stage.name, type(exc).__name__,
-                      envelope.request_id)
-        verdict = Verdict.error(envelope, "stage_error",
-                                f"the {stage.name} stage failed ({type(exc).__name__})")
-    elapsed_ms = (time.perf_counter() - started) * 1000
+async def step(stage: Stage, envelope: Envelope, *, is_last: bool, auditor: Auditor,
+               trace_parent: Context | None = None, metrics: Metrics | None = None) -> Outcome:
+    with stage_span(stage.name, envelope.request_id, trace_parent) as span:
+        started = time.perf_counter()
+        try:
+            verdict = await stage.process(envelope)
+        except Exception as exc:
+            # Never the exception text: it may quote the request.
+            log.exception("stage %s raised %s", stage.name, type(exc).__name__,
+                          extra={"request_id": envelope.request_id, "stage": stage.name})
+            verdict = Verdict.error(envelope, "stage_error",
+                                    f"the {stage.name} stage failed ({type(exc).__name__})")
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        span.set_attribute("guardstream.decision", verdict.decision.value)
+        if verdict.reason:
+            span.set_attribute("guardstream.reason", verdict.reason)
+        span.set_attribute("guardstream.findings", len(verdict.findings))
+        headers = tuple(inject_headers())
+    if metrics is not None:
+        metrics.record_stage(stage.name, verdict.decision.value, verdict.reason, elapsed_ms)
     updated = verdict.envelope.replace(
         findings=envelope.findings + verdict.findings,
         stages={**verdict.envelope.stages, stage.name: round(elapsed_ms, 3)},
@@ -49,10 +64,13 @@ async def step(stage: Stage, envelope: Envelope, *, is_last: bool,
                                   reason=verdict.reason, latency_ms=elapsed_ms,
                                   findings=verdict.findings)]
     if verdict.decision is Decision.PASS and not is_last:
-        return Outcome(forward=updated, result=None, audit=tuple(events))
+        return Outcome(forward=updated, result=None, audit=tuple(events), headers=headers)
     result = finish(updated, verdict, stage.name)
     events.append(auditor.response_event(updated, result))
-    return Outcome(forward=None, result=result, audit=tuple(events))
+    if metrics is not None and result.usage is not None:
+        metrics.record_usage(result.usage.input_tokens, result.usage.output_tokens,
+                             result.usage.cost_usd, updated.request.model)
+    return Outcome(forward=None, result=result, audit=tuple(events), headers=headers)
 
 
 def finish(envelope: Envelope, verdict: Verdict, stage_name: str) -> Result:

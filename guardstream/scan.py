@@ -10,6 +10,7 @@ from guardstream.models.codec import encode
 from guardstream.pipeline import LocalPipeline
 from guardstream.resources import Resources
 from guardstream.settings import Settings
+from guardstream.telemetry import setup_telemetry
 
 __all__ = ["scan"]
 
@@ -19,6 +20,7 @@ async def scan(stage_names: Sequence[str], settings: Settings, *,
                concurrency: int = 16) -> int:
     source = stdin or sys.stdin.buffer
     sink = stdout or sys.stdout.buffer
+    setup_telemetry("guardstream-scan")
     resources = Resources(settings)
     count = 0
     try:

@@ -18,6 +18,7 @@ from guardstream.models.request import ChatRequest, usable_request_id
 from guardstream.models.result import Result
 
 __all__ = [
+    "decode_audit",
     "decode_envelope",
     "decode_json_object",
     "decode_request",

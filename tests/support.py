@@ -21,7 +21,7 @@ class GatewayProcess:
 
     def __init__(self, *, broker: str, redis_url: str, openai_base_url: str,
                  topic_prefix: str, extra_env: Mapping[str, str] | None = None,
-                 args: Iterable[str] = ()) -> None:
+                 args: Iterable[str] = (), stderr_path: str | None = None) -> None:
         self.env = {**os.environ, "GUARDSTREAM_BROKER": broker, "REDIS_URL": redis_url,
                     "OPENAI_BASE_URL": openai_base_url, "OPENAI_API_KEY": "sk-dev-not-a-key",
                     "GUARDSTREAM_TOPIC_PREFIX": topic_prefix, **(extra_env or {})}
@@ -29,14 +29,19 @@ class GatewayProcess:
         self.prefix = topic_prefix
         self.broker = broker
         self.bootstrap = broker.removeprefix("kafka://")
+        self.stderr_path = stderr_path
         self.proc: subprocess.Popen[bytes] | None = None
         self.lines: list[str] = []
 
     def __enter__(self) -> GatewayProcess:
+        stderr = open(self.stderr_path, "ab") if self.stderr_path else None
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "guardstream.cli", "up", *self.args],
-            env=self.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            env=self.env, stdout=subprocess.PIPE,
+            stderr=stderr if stderr is not None else subprocess.DEVNULL,
         )
+        if stderr is not None:
+            stderr.close()
         ready = threading.Event()
 
         def read() -> None:

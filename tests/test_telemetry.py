@@ -1,0 +1,61 @@
+"""One trace per request across all stages, in process (the Kafka case is an integration test)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from guardstream import telemetry
+from guardstream.models.codec import decode_request
+from guardstream.pipeline import LocalPipeline
+from guardstream.resources import Resources
+from guardstream.settings import Settings
+from guardstream.telemetry import extract_context, inject_headers, stage_span
+
+EXPORTER = InMemorySpanExporter()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _provider() -> None:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
+    trace.set_tracer_provider(provider)
+    telemetry._configured = True
+
+
+async def test_every_stage_span_of_a_request_shares_its_trace() -> None:
+    EXPORTER.clear()
+    raw = (b'{"request_id": "t-1", "user_id": "u", "messages": '
+           b'[{"role": "user", "content": "SECRET-CONTENT-123"}]}')
+    async with LocalPipeline(["validate", "redact"], Resources(Settings.from_env({}))) as p:
+        result = await p.run(decode_request(raw, received_ms=time.time() * 1000))
+    assert result.status.value == "ok"
+    spans = EXPORTER.get_finished_spans()
+    names = [s.name for s in spans]
+    assert names.count("guardstream.validate") == 1 and names.count("guardstream.redact") == 1
+    assert len({s.context.trace_id for s in spans}) == 1
+    root = next(s for s in spans if s.name == "guardstream.request")
+    for span in spans:
+        if span is not root:
+            assert span.parent is not None and span.parent.span_id == root.context.span_id
+            assert span.attributes is not None
+            assert span.attributes["guardstream.decision"] == "pass"
+    assert all("SECRET-CONTENT-123" not in str(s.attributes) for s in spans)
+
+
+def test_context_survives_a_kafka_header_round_trip() -> None:
+    EXPORTER.clear()
+    with stage_span("validate", "r-1") as first:
+        headers = inject_headers()
+    assert any(key == "traceparent" for key, _ in headers)
+    with stage_span("redact", "r-1", extract_context(headers)) as second:
+        pass
+    assert second.get_span_context().trace_id == first.get_span_context().trace_id
+    finished = {s.name: s for s in EXPORTER.get_finished_spans()}
+    parent = finished["guardstream.redact"].parent
+    assert parent is not None and parent.span_id == first.get_span_context().span_id
