@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -13,6 +13,7 @@ __all__ = [
     "LlmPolicy",
     "ModelPrice",
     "ModeratePolicy",
+    "ModerationCategory",
     "OperatorPolicy",
     "OutputPolicy",
     "RateLimitPolicy",
@@ -21,6 +22,11 @@ __all__ = [
 ]
 
 Role = Literal["system", "user", "assistant"]
+# The moderation categories (the names of guardstream.detectors.moderation.CATEGORIES, kept
+# here as a Literal so the policy module does not import the model; a test checks they match).
+ModerationCategory = Literal["harassment", "hate", "self-harm", "sexual", "sexual/minors",
+                             "violence", "illicit", "profanity"]
+UnitScore = Annotated[float, Field(ge=0, le=1)]
 
 
 class RateLimitPolicy(Section):
@@ -63,13 +69,28 @@ class RedactPolicy(Section):
 
 
 class ModeratePolicy(Section):
+    """Content moderation of the request (and, through the output stage, of the answer).
+
+    `block_categories` None means every category except `profanity`: profanity alone is a
+    weak signal (the local model's author measured it) and blocking swearing users costs
+    more than it protects, so it is reported as a `flagged` finding instead. `thresholds`
+    override the local model's tuned thresholds; `openai_thresholds` apply to the OpenAI
+    backend, whose own per-category flags are used for categories left out. They are
+    separate because the two backends' scores are not calibrated against each other.
+    """
+
     enabled: bool = True
     backend: Literal["local", "openai"] = "local"
     fallback: Literal["local", "fail_closed", "fail_open"] = "local"
     openai_model: str = "omni-moderation-latest"
     roles: tuple[Role, ...] = ("user",)
-    block_categories: tuple[str, ...] | None = None
-    thresholds: dict[str, float] = Field(default_factory=dict)
+    block_categories: tuple[ModerationCategory, ...] | None = None
+    thresholds: dict[ModerationCategory, UnitScore] = Field(default_factory=dict)
+    openai_thresholds: dict[ModerationCategory, UnitScore] = Field(default_factory=dict)
+    timeout_seconds: float = Field(default=5.0, gt=0)
+    max_retries: int = Field(default=1, ge=0, le=5)
+    breaker_failures: int = Field(default=5, gt=0)
+    breaker_reset_seconds: float = Field(default=30.0, gt=0)
 
 
 class InjectionPolicy(Section):
