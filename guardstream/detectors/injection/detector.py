@@ -30,7 +30,7 @@ from guardstream.detectors.injection.similarity import (
 __all__ = ["DEFAULT_THRESHOLD", "InjectionDetector", "InjectionScore"]
 
 #: Tuned on the validation split by scripts/train_injection.py (never on test).
-DEFAULT_THRESHOLD = 0.56
+DEFAULT_THRESHOLD = 0.49
 
 # A rule this strong found only after decoding/folding marks the message "encoded_payload".
 _STRONG = 0.85

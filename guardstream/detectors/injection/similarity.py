@@ -21,17 +21,22 @@ DEFAULT_KNOWN_ATTACKS_PATH = (
 )
 
 
+_INDEXED_CHARS = 800
+
+
 class SimilarityIndex:
-    """Max cosine similarity (char 3-5-grams, TF-IDF) of a text to the known attacks."""
+    """Max cosine similarity (char 4-5-grams, TF-IDF) of a text's opening to known attacks."""
 
     __slots__ = ("_matrix", "_vectorizer")
 
     def __init__(self, attacks: list[str]) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        self._vectorizer: Any = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5),
+        # The opening of a jailbreak identifies it; indexing only that keeps load time short.
+        self._vectorizer: Any = TfidfVectorizer(analyzer="char_wb", ngram_range=(4, 5),
                                                 sublinear_tf=True, min_df=1)
-        self._matrix: Any = self._vectorizer.fit_transform([prepare(a) for a in attacks])
+        self._matrix: Any = self._vectorizer.fit_transform(
+            [prepare(a)[:_INDEXED_CHARS] for a in attacks])
 
     @classmethod
     def load(cls, path: Path | str = DEFAULT_KNOWN_ATTACKS_PATH) -> SimilarityIndex:
@@ -42,7 +47,7 @@ class SimilarityIndex:
         return self.score_prepared(prepare(text))
 
     def score_prepared(self, prepared: str) -> float:
-        vec = self._vectorizer.transform([prepared])
+        vec = self._vectorizer.transform([prepared[:_INDEXED_CHARS]])
         if vec.nnz == 0:
             return 0.0
         sims = self._matrix @ vec.T
