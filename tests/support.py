@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -77,7 +78,10 @@ class GatewayProcess:
 
 
 def request(request_id: str, content: str = "Hello there", **fields: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"request_id": request_id, "user_id": fields.pop("user_id", "alice"),
+    # A fresh user per request unless the test says otherwise: limits are per user, and
+    # Redis counters outlive a test run.
+    user_id = fields.pop("user_id", None) or f"user-{uuid.uuid4().hex[:12]}"
+    body: dict[str, Any] = {"request_id": request_id, "user_id": user_id,
                             "messages": [{"role": "user", "content": content}]}
     body.update(fields)
     return body

@@ -35,7 +35,7 @@ async def test_canaries_never_leave_the_content_path(
         bodies = []
         for i in range(5):
             body = request(f"c-{i}", f"please summarise {content_canary} for me",
-                           user_id=f"user-{i}")
+                           user_id=f"user-{i}-{uuid.uuid4().hex[:8]}")
             body["messages"].insert(0, {"role": "system",
                                         "content": f"You are helpful. {system_canary}"})
             bodies.append(body)
@@ -60,7 +60,7 @@ async def test_canaries_never_leave_the_content_path(
         assert needle not in audit_bytes
         assert needle not in spans
         assert needle not in logs
-    assert b"user-0" not in audit_bytes  # user ids only as keyed hashes
+    assert bodies[0]["user_id"].encode() not in audit_bytes  # user ids only as keyed hashes
 
     traces: dict[str, set[str]] = defaultdict(set)
     trace_ids: dict[str, set[str]] = defaultdict(set)
