@@ -49,7 +49,19 @@ class Settings:
     log_level: str = "WARNING"
     debug_content: bool = False
     audit_hmac_key: bytes = field(default=b"", repr=False)
+    redact_key: str = field(default="", repr=False)
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    # Where the LLM API key comes from (guardstream.llm.keys): env | file | aws | vault.
+    key_provider: str = "env"
+    key_file: str | None = None
+    key_secret_field: str = "api_key"  # noqa: S105 - a field name, not a secret
+    key_aws_secret_id: str | None = None
+    key_aws_region: str | None = None
+    key_vault_addr: str | None = None
+    key_vault_path: str | None = None
+    key_vault_mount: str = "secret"
+    key_vault_namespace: str | None = None
+    key_vault_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -84,7 +96,8 @@ class Settings:
             broker=broker,
             redis_url=env.get("REDIS_URL") or None,
             openai_base_url=env.get("OPENAI_BASE_URL") or None,
-            openai_key_configured=bool(env.get("OPENAI_API_KEY")),
+            openai_key_configured=(bool(env.get("OPENAI_API_KEY"))
+                                   or _key_provider(env) != "env"),
             policy_path=env.get("GUARDSTREAM_POLICY") or None,
             topic_prefix=env.get("GUARDSTREAM_TOPIC_PREFIX", "guardstream") or "guardstream",
             partitions=_int(env, "GUARDSTREAM_PARTITIONS", 4),
@@ -95,7 +108,19 @@ class Settings:
             log_level=env.get("GUARDSTREAM_LOG_LEVEL", "WARNING").upper(),
             debug_content=debug_content,
             audit_hmac_key=audit_key.encode(),
+            redact_key=env.get("GUARDSTREAM_REDACT_KEY", ""),
             kafka_security=security,
+            key_provider=_key_provider(env),
+            key_file=env.get("GUARDSTREAM_KEY_FILE") or None,
+            key_secret_field=env.get("GUARDSTREAM_KEY_FIELD") or "api_key",
+            key_aws_secret_id=env.get("GUARDSTREAM_KEY_AWS_SECRET_ID") or None,
+            key_aws_region=(env.get("GUARDSTREAM_KEY_AWS_REGION") or env.get("AWS_REGION")
+                            or None),
+            key_vault_addr=env.get("VAULT_ADDR") or None,
+            key_vault_path=env.get("GUARDSTREAM_KEY_VAULT_PATH") or None,
+            key_vault_mount=env.get("GUARDSTREAM_KEY_VAULT_MOUNT") or "secret",
+            key_vault_namespace=env.get("VAULT_NAMESPACE") or None,
+            key_vault_token=env.get("VAULT_TOKEN") or None,
         )
 
     @property
@@ -137,3 +162,10 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
     return env.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _key_provider(env: Mapping[str, str]) -> str:
+    kind = (env.get("GUARDSTREAM_KEY_PROVIDER") or "env").strip().lower()
+    if kind not in ("env", "file", "aws", "vault"):
+        raise ConfigError("GUARDSTREAM_KEY_PROVIDER must be env, file, aws or vault")
+    return kind
