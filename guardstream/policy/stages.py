@@ -50,6 +50,16 @@ class RateLimitPolicy(Section):
 
 
 class ValidatePolicy(Section):
+    """The validate stage: structure, size limits, Unicode checks, sanitization.
+
+    `enabled: false` skips sizes, Unicode checks and sanitization; structural problems
+    still block. A run of `max_zero_width_run` or more zero-width characters blocks
+    (1 forbids every one, including Persian ZWNJ). Whitespace and newline runs longer than
+    their limits are cut to the limit. `confusables` decides whether mixed-script
+    look-alike words of at least `min_confusable_letters` letters are ignored, reported as
+    findings, or blocked.
+    """
+
     enabled: bool = True
     max_messages: int = Field(default=64, gt=0)
     max_chars_per_message: int = Field(default=32_000, gt=0)
