@@ -2,14 +2,21 @@
 
 `guardstream up` starts it when no provider is configured, so the whole pipeline runs
 offline through the same openai SDK code path as production. By default it echoes the
-last user message. Tests steer it over HTTP (`POST /_dev/behaviour`): a fixed reply,
-failures with a status code for the next N calls, a delay. `GET /_dev/stats` counts the
-chat calls per gateway request id (header `X-Guardstream-Request-Id`).
+last user message (cut to `max_tokens` words, like a real model stops at its limit);
+moderations are scored by the local moderation backend. Tests steer it over HTTP
+(`POST /_dev/behaviour`): a fixed reply, echo of the system prompt, failures with a
+status code (and Retry-After) for the next N calls, a delay, which bearer keys it accepts.
+
+`GET /_dev/stats` counts chat calls per gateway request id (header
+`X-Guardstream-Request-Id`), the bearer keys it saw as short SHA-256 fingerprints
+(`key_fingerprint`) — never the keys themselves — and the parameters (not the messages)
+of the last call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import time
 from collections import Counter
@@ -18,45 +25,99 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from guardstream.embedded.ports import LOOPBACK, free_port
 
-__all__ = ["DevBehaviour", "DevModelServer", "build_dev_app"]
+__all__ = ["DevBehaviour", "DevModelServer", "build_dev_app", "key_fingerprint"]
 
 REQUEST_ID_HEADER = "x-guardstream-request-id"
+_SETTABLE = ("reply", "fail_status", "fail_times", "retry_after", "delay_seconds", "echo",
+             "finish_reason")
+
+
+def key_fingerprint(key: str) -> str:
+    """What the dev model records of a bearer key: 12 hex digits of its SHA-256."""
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 @dataclass
 class DevBehaviour:
-    reply: str | None = None          # None: echo the last user message
+    reply: str | None = None          # None: echo (see `echo`)
+    echo: str = "user"                # echo the last "user" or "system" message
     fail_status: int | None = None    # answer this status ...
     fail_times: int = 0               # ... for this many calls (-1: forever)
     retry_after: float | None = None  # Retry-After header on failures
     delay_seconds: float = 0.0
+    finish_reason: str | None = None  # e.g. "content_filter"; None: stop / length
+    accept_bearers: tuple[str, ...] | None = None  # fingerprints; others get a 401
     calls: Counter[str] = field(default_factory=Counter)
     total_calls: int = 0
+    bearers: Counter[str] = field(default_factory=Counter)
+    last_bearer: str | None = None
+    last_params: dict[str, Any] = field(default_factory=dict)
     moderation_flag_words: tuple[str, ...] = ()
+    moderation_calls: int = 0
 
 
-def _completion(model: str, text: str, prompt_tokens: int) -> dict[str, Any]:
+def _completion(model: str, text: str, prompt_tokens: int, max_tokens: int | None,
+                finish_reason: str | None = None) -> dict[str, Any]:
+    words = text.split()
+    finish = finish_reason or "stop"
+    if max_tokens is not None and 0 < max_tokens < len(words):
+        text = " ".join(words[:max_tokens])
+        finish = "length"
     completion_tokens = max(1, len(text.split()))
     return {
         "id": f"chatcmpl-dev-{time.monotonic_ns()}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{"index": 0, "finish_reason": "stop",
+        "choices": [{"index": 0, "finish_reason": finish,
                      "message": {"role": "assistant", "content": text}}],
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                   "total_tokens": prompt_tokens + completion_tokens},
     }
 
 
+def _error(status: int, message: str, kind: str,
+           headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status,
+                        headers=headers)
+
+
+class _LocalModeration:
+    """The local moderation backend, loaded on the first moderation call."""
+
+    def __init__(self) -> None:
+        self._moderator: Any = None
+        self._lock = threading.Lock()
+
+    def score(self, texts: list[str]) -> list[dict[str, Any]]:
+        with self._lock:
+            if self._moderator is None:
+                from guardstream.detectors.moderation import LocalModerator
+
+                self._moderator = LocalModerator()
+        moderator = self._moderator
+        thresholds = moderator.default_thresholds
+        results = []
+        for scores in moderator.score_many(texts):
+            flagged_cats = set(scores.flagged(thresholds))
+            results.append({
+                "flagged": bool(flagged_cats),
+                "categories": {c: c in flagged_cats for c in scores.scores},
+                "category_scores": {c: round(float(v), 6) for c, v in scores.scores.items()},
+            })
+        return results
+
+
 def build_dev_app(behaviour: DevBehaviour | None = None) -> Starlette:
     state = behaviour or DevBehaviour()
+    local_moderation = _LocalModeration()
 
     async def chat(request: Request) -> JSONResponse:
         body = await request.json()
@@ -64,51 +125,82 @@ def build_dev_app(behaviour: DevBehaviour | None = None) -> Starlette:
         request_id = request.headers.get(REQUEST_ID_HEADER)
         if request_id:
             state.calls[request_id] += 1
+        auth = request.headers.get("authorization", "")
+        bearer = key_fingerprint(auth.removeprefix("Bearer ").strip()) if auth else None
+        if bearer is not None:
+            state.bearers[bearer] += 1
+        state.last_bearer = bearer
+        max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+        state.last_params = {k: body.get(k) for k in ("model", "temperature",
+                                                      "response_format")}
+        state.last_params["max_tokens"] = max_tokens
         if state.delay_seconds:
             await asyncio.sleep(state.delay_seconds)
+        if state.accept_bearers is not None and bearer not in state.accept_bearers:
+            return _error(401, "Incorrect API key provided.", "invalid_request_error")
         if state.fail_status is not None and state.fail_times != 0:
             if state.fail_times > 0:
                 state.fail_times -= 1
-            headers = ({"retry-after": str(state.retry_after)}
+            headers = ({"retry-after": f"{state.retry_after:g}"}
                        if state.retry_after is not None else {})
-            return JSONResponse({"error": {"message": "dev model told to fail",
-                                           "type": "dev_failure"}},
-                                status_code=state.fail_status, headers=headers)
+            return _error(state.fail_status, "dev model told to fail", "dev_failure", headers)
         messages = body.get("messages") or []
         text = state.reply
         if text is None:
-            users = [m.get("content", "") for m in messages if m.get("role") == "user"]
-            text = str(users[-1]) if users else ""
+            wanted = "system" if state.echo == "system" else "user"
+            found = [m.get("content", "") for m in messages if m.get("role") == wanted]
+            text = str(found[-1]) if found else ""
         prompt_tokens = sum(len(str(m.get("content", "")).split()) + 4 for m in messages)
-        return JSONResponse(_completion(str(body.get("model", "dev")), text, prompt_tokens))
+        limit = max_tokens if isinstance(max_tokens, int) else None
+        return JSONResponse(_completion(str(body.get("model", "dev")), text, prompt_tokens,
+                                        limit, state.finish_reason))
 
     async def moderations(request: Request) -> JSONResponse:
         body = await request.json()
+        state.moderation_calls += 1
         inputs = body.get("input")
-        texts = inputs if isinstance(inputs, list) else [inputs]
-        results = []
-        for text in texts:
-            flagged = any(w in str(text).lower() for w in state.moderation_flag_words)
-            results.append({"flagged": flagged,
-                            "categories": {"violence": flagged},
-                            "category_scores": {"violence": 0.99 if flagged else 0.01}})
+        texts = [str(t) for t in (inputs if isinstance(inputs, list) else [inputs])]
+        if state.moderation_flag_words:
+            # Steered by a test: flag exactly the texts containing one of the words.
+            results = []
+            for text in texts:
+                flagged = any(w in text.lower() for w in state.moderation_flag_words)
+                results.append({"flagged": flagged,
+                                "categories": {"violence": flagged},
+                                "category_scores": {"violence": 0.99 if flagged else 0.01}})
+        else:
+            results = await run_in_threadpool(local_moderation.score, texts)
         return JSONResponse({"id": "modr-dev", "model": body.get("model", "dev"),
                              "results": results})
 
     async def set_behaviour(request: Request) -> JSONResponse:
         body = await request.json()
-        for key in ("reply", "fail_status", "fail_times", "retry_after", "delay_seconds"):
+        if body.get("reset"):  # first, so one call can reset and then steer
+            fresh = DevBehaviour()
+            for key in (*_SETTABLE, "accept_bearers", "moderation_flag_words"):
+                setattr(state, key, getattr(fresh, key))
+        for key in _SETTABLE:
             if key in body:
                 setattr(state, key, body[key])
         if "moderation_flag_words" in body:
             state.moderation_flag_words = tuple(body["moderation_flag_words"])
-        if body.get("reset_stats"):
+        if "accept_bearers" in body:
+            accepted = body["accept_bearers"]
+            state.accept_bearers = None if accepted is None else tuple(accepted)
+        if body.get("reset_stats") or body.get("reset"):
             state.calls.clear()
             state.total_calls = 0
+            state.bearers.clear()
+            state.last_bearer = None
+            state.last_params = {}
+            state.moderation_calls = 0
         return JSONResponse({"ok": True})
 
     async def stats(request: Request) -> JSONResponse:
-        return JSONResponse({"total_calls": state.total_calls, "calls": dict(state.calls)})
+        return JSONResponse({"total_calls": state.total_calls, "calls": dict(state.calls),
+                             "bearers": dict(state.bearers), "last_bearer": state.last_bearer,
+                             "last_params": state.last_params,
+                             "moderation_calls": state.moderation_calls})
 
     async def models(request: Request) -> JSONResponse:
         return JSONResponse({"object": "list", "data": [{"id": "dev", "object": "model"}]})
@@ -140,6 +232,11 @@ class DevModelServer:
     def base_url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}/v1"
 
+    @property
+    def root_url(self) -> str:
+        """Where `/_dev/behaviour` and `/_dev/stats` live."""
+        return f"http://{LOOPBACK}:{self.port}"
+
     def start(self, timeout: float = 10.0) -> None:
         self._thread.start()
         deadline = time.monotonic() + timeout
@@ -158,3 +255,4 @@ class DevModelServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+

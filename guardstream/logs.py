@@ -16,6 +16,7 @@ import orjson
 __all__ = ["NOISY_LOGGERS", "JsonFormatter", "configure_logging"]
 
 NOISY_LOGGERS = ("faust", "aiokafka", "mode", "kafka", "venusian", "presidio-analyzer",
+                 "httpx2", "httpcore2",
                  "presidio-anonymizer", "httpx", "httpcore", "openai", "urllib3", "tldextract")
 
 
