@@ -8,6 +8,7 @@ stage (each with only its own stage's models in memory) and supervise them.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 import faust
 
 from guardstream.app import StageAgent, create_app
-from guardstream.logs import NOISY_LOGGERS
+from guardstream.logs import NOISY_LOGGERS, JsonFormatter
 from guardstream.settings import Settings
 
 __all__ = ["READY_PREFIX", "run_stage_worker", "run_workers", "spawn_worker"]
@@ -64,8 +65,8 @@ def run_stage_worker(stage: str, settings: Settings) -> int:
         assigned = sorted(tp.partition for tp in app.consumer.assignment())
         print(f"{READY_PREFIX}{stage} pid={os.getpid()} partitions={assigned}", flush=True)
 
-    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True,
-                          redirect_stdouts=False)
+    worker = _Worker(app, loglevel=settings.log_level.lower(), quiet=True,
+                     redirect_stdouts=False)
     # The spinner sets the root logger to DEBUG, so every send formats a record with the
     # payload in it (~15% of a worker's CPU, and content in memory where it should not be).
     worker.spinner = None
@@ -79,8 +80,16 @@ def run_stage_worker(stage: str, settings: Settings) -> int:
     return 0
 
 
-def _quiet() -> None:
-    import logging
+class _Worker(faust.Worker):
+    """Faust's worker with guardstream's JSON-lines log format and quiet noisy loggers."""
 
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        super().on_setup_root_logger(logger, level)
+        for handler in logger.handlers:
+            handler.setFormatter(JsonFormatter())
+        _quiet()
+
+
+def _quiet() -> None:
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
