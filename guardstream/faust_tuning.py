@@ -1,0 +1,144 @@
+"""What a Faust hop costs beyond a raw aiokafka hop, and the parts of it we can drop.
+
+Measured with py-spy on a 7-hop pass-through chain of Faust agents (`guardstream bench`,
+`guardstream.bench.chains`), 2 cores, Tansu broker: a hop cost ~0.25 ms of CPU per record
+against ~0.02 ms for a plain aiokafka consume/produce loop (0.18-0.21 ms with what is here;
+docs/performance.md has the runs). Where it went:
+
+- ~20%: `Topic.send` -> `_send_now` -> `publish_message`: a `PendingMessage` and a
+  `FutureMessage` per record, the schema/codec pass (a no-op for our raw bytes), sensor
+  calls and a done-callback that only feeds those sensors. `FastTopic.send` hands raw
+  bytes straight to the app's producer (same producer, same errors, same returned
+  future) and keeps Faust's path for anything else (schemas, callbacks, attachments).
+- ~1-3%: the `Monitor` sensor's per-event bookkeeping (message/event/send counters and
+  latency deques that only Faust's web views read; `web_enabled=False` here).
+  `QuietMonitor` keeps the object (Faust and its web views expect one) without the work.
+- Debug logging of every send with the payload formatted in: gone once the worker's
+  spinner no longer sets the root logger to DEBUG (`tune_worker`) and faust/aiokafka/mode
+  loggers sit at WARNING (`guardstream.logs`).
+
+- Latency, not CPU: Faust builds its aiokafka consumer with `fetch_max_wait_ms=1500`
+  hard-coded. A broker that does not answer a long-poll fetch early when data arrives
+  (the embedded Tansu broker, measured: every fetch took the full wait) then adds up to
+  1.5 s per hop, ~2 s end to end at 10 requests/s. `TunedTransport` (selected through
+  `broker_consumer=gskafka://...`) builds the same consumer with
+  `GUARDSTREAM_FETCH_MAX_WAIT_MS` (default 25): on Kafka, which answers early, it only
+  means more frequent empty fetches while idle.
+
+The rest is Faust's consume path (consumer thread hand-off, conductor, channel queue,
+event/ack bookkeeping per record) and per-record produce requests; those are structural
+and are reported, not patched, in docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import faust
+from faust.sensors.monitor import Monitor
+from faust.transport.drivers import TRANSPORTS
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+__all__ = ["FETCH_MAX_WAIT_MS", "SCHEME", "FastTopic", "QuietMonitor", "TunedTransport",
+           "faust_options", "tune_worker"]
+
+#: Transport scheme of the tuned consumer (registered with Faust's transport registry).
+SCHEME = "gskafka"
+FETCH_MAX_WAIT_MS = int(os.environ.get("GUARDSTREAM_FETCH_MAX_WAIT_MS") or 25)
+
+
+class QuietMonitor(Monitor):
+    """A Monitor that records nothing per message, event or send.
+
+    Commit, rebalance and table hooks stay Faust's: they run rarely and feed its logs.
+    """
+
+    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+        return None
+
+    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> Any:
+        return None
+
+    def on_stream_event_out(self, tp: Any, offset: int, stream: Any, event: Any,
+                            state: Any = None) -> None:
+        return None
+
+    def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
+        return None
+
+    def on_send_initiated(self, producer: Any, topic: str, message: Any, keysize: int,
+                          valsize: int) -> Any:
+        return None
+
+    def on_send_completed(self, producer: Any, state: Any, metadata: Any) -> None:
+        return None
+
+    def on_send_error(self, producer: Any, exc: BaseException, state: Any) -> None:
+        return None
+
+
+class FastTopic(faust.Topic):
+    """`send` of raw bytes goes straight to the producer; anything else takes Faust's path.
+
+    Returns the producer's future like `Topic.send` does (await it for the broker's ack),
+    and raises what `Topic.send` raises (Faust's `ProducerSendError` for Kafka errors).
+    """
+
+    async def send(self, *, key: Any = None, value: Any = None,
+                   partition: int | None = None, timestamp: float | None = None,
+                   headers: Any = None, schema: Any = None, key_serializer: Any = None,
+                   value_serializer: Any = None, callback: Any = None,
+                   force: bool = False) -> Any:
+        if (schema is None and key_serializer is None and value_serializer is None
+                and callback is None and _raw(self.key_serializer)
+                and _raw(self.value_serializer) and isinstance(value, bytes | None)
+                and isinstance(key, bytes | None)
+                and not self.app._attachments.enabled):  # type: ignore[attr-defined]
+            producer = await self._get_producer()
+            return await producer.send(self.get_topic_name(), key, value, partition,
+                                       timestamp, headers)
+        return await super().send(key=key, value=value, partition=partition,
+                                  timestamp=timestamp, headers=headers, schema=schema,
+                                  key_serializer=key_serializer,
+                                  value_serializer=value_serializer, callback=callback,
+                                  force=force)
+
+
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # Read by AIOKafkaConsumer.start() when it builds its Fetcher; no public setter.
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        return consumer
+
+
+class _Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> Any:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class TunedTransport(faust_aiokafka.Transport):
+    """Faust's aiokafka transport with a short fetch wait (see the module docstring)."""
+
+    Consumer = _Consumer
+
+
+TRANSPORTS.aliases.setdefault(SCHEME, f"{__name__}:TunedTransport")
+
+
+def _raw(codec: Any) -> bool:
+    return codec == "raw"
+
+
+def faust_options(bootstrap_servers: list[str]) -> dict[str, Any]:
+    """Extra `faust.App(...)` keyword arguments for every guardstream app."""
+    return {"Topic": FastTopic, "monitor": QuietMonitor(),
+            "broker_consumer": [f"{SCHEME}://{server}" for server in bootstrap_servers]}
+
+
+def tune_worker(worker: Any) -> Any:
+    """The spinner sets the root logger to DEBUG: every send then formats a debug record
+    with the payload in it (~15% of a worker's CPU, and content in memory)."""
+    worker.spinner = None
+    return worker
