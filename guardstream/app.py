@@ -26,7 +26,7 @@ from guardstream.agents.base import Stage
 from guardstream.audit import Auditor
 from guardstream.emitted import EmitState, EmittedGuard
 from guardstream.errors import DecodeError
-from guardstream.faust_tuning import faust_options
+from guardstream.faust_tuning import InFlight, faust_options
 from guardstream.models import AuditEvent, DeadLetter, Result, Status
 from guardstream.models.codec import decode_envelope, decode_request, encode
 from guardstream.models.request import usable_request_id
@@ -129,6 +129,9 @@ class StageAgent:
         self.auditor = Auditor(settings)
         setup_telemetry(f"guardstream-{stage_name}")
         self.metrics = Metrics()
+        self.inflight = InFlight()
+        app.guardstream_inflight = self.inflight  # type: ignore[attr-defined]
+        app.on_partitions_revoked.connect(self._forget_revoked)  # type: ignore[arg-type]
         self.is_first = stage_name == STAGE_ORDER[0]
         forward = self.names.output_of(stage_name)
         self.topics = _Topics(
@@ -156,13 +159,19 @@ class StageAgent:
             self._started = asyncio.ensure_future(self.stage.start())
         await asyncio.shield(self._started)
 
+    async def _forget_revoked(self, sender: Any, revoked: Any, **_: Any) -> None:
+        self.inflight.forget(revoked)
+
     async def _agent(self, stream: faust.StreamT) -> None:
         await self.ensure_started()
         async for event in stream.events():
             message = event.message
+            self.inflight.add(message.tp, message.offset)
             await self.handle(message.key, message.value, topic=message.topic,
                               partition=message.partition, offset=message.offset,
                               headers=message.headers)
+            # Not in a `finally`: a record cancelled by shutdown must stay uncommittable.
+            self.inflight.done(message.tp, message.offset)
 
     async def handle(self, key: bytes | None, value: bytes | None, *, topic: str | None = None,
                      partition: int | None = None, offset: int | None = None,

@@ -40,7 +40,8 @@ from faust.sensors.monitor import Monitor
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-__all__ = ["FETCH_MAX_WAIT_MS", "SCHEME", "FastTopic", "QuietMonitor", "TunedTransport",
+__all__ = ["FETCH_MAX_WAIT_MS", "SCHEME", "FastTopic", "InFlight", "QuietMonitor",
+           "TunedTransport",
            "faust_options", "tune_worker"]
 
 #: Transport scheme of the tuned consumer (registered with Faust's transport registry).
@@ -113,9 +114,54 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
 
+class InFlight:
+    """Offsets an agent has taken from its stream and not finished, per partition.
+
+    Faust acks a record when its actor asks for the next one, so with agent concurrency
+    records finish out of order. Its commit logic then misses a gap at the head of the
+    acked offsets (an off-by-one against the committed offset, and no check at all before
+    a partition's first commit): a later record's ack could commit past a record still
+    being processed, which a crash or SIGTERM then loses. `_Consumer` never commits past
+    the lowest offset in flight. A record interrupted by shutdown stays "in flight", so
+    its offset is never committed by this process and is redelivered.
+    """
+
+    def __init__(self) -> None:
+        self._offsets: dict[Any, set[int]] = {}
+
+    def add(self, tp: Any, offset: int) -> None:
+        self._offsets.setdefault(tp, set()).add(offset)
+
+    def done(self, tp: Any, offset: int) -> None:
+        self._offsets.get(tp, set()).discard(offset)
+
+    def floor(self, tp: Any) -> int | None:
+        offsets = self._offsets.get(tp)
+        return min(offsets) if offsets else None
+
+    def forget(self, tps: Any) -> None:
+        for tp in tps:
+            self._offsets.pop(tp, None)
+
+
 class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> Any:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    def _new_offset(self, tp: Any) -> int | None:
+        acked = self._acked[tp]
+        if acked:
+            head = min(acked)
+            inflight: InFlight | None = getattr(self.app, "guardstream_inflight", None)
+            floor = inflight.floor(tp) if inflight is not None else None
+            if floor is not None and floor < head:
+                return None
+            committed = self._committed_offset[tp]
+            if (committed is not None and head > committed
+                    and not self._gap[tp].overlaps(committed, head)):
+                return None  # the record at `committed` is not acked yet
+        offset: int | None = super()._new_offset(tp)
+        return offset
 
 
 class TunedTransport(faust_aiokafka.Transport):
