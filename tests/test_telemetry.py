@@ -22,10 +22,11 @@ EXPORTER = InMemorySpanExporter()
 
 @pytest.fixture(scope="module", autouse=True)
 def _provider() -> None:
-    provider = TracerProvider()
+    # The global provider can be set once per process; an earlier test may have set it.
+    telemetry.setup_telemetry("guardstream-tests")
+    provider = trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider)
     provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
-    trace.set_tracer_provider(provider)
-    telemetry._configured = True
 
 
 async def test_every_stage_span_of_a_request_shares_its_trace() -> None:

@@ -152,6 +152,8 @@ def _optional_int(data: dict[str, Any], name: str) -> int | None:
     value = data.get(name)
     if value is None:
         return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON Schema's "integer" admits 2.0
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise _bad(name, f"{name} must be a positive integer")
     return value
