@@ -42,6 +42,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from guardstream.redis_scripts import RELEASE_IF_OWNER
+
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
@@ -49,14 +51,6 @@ __all__ = ["EmitClaim", "EmitState", "EmittedGuard"]
 
 log = logging.getLogger("guardstream.emitted")
 
-# Delete the marker only while it is still ours (a slow owner must not free a successor's).
-_RELEASE = """
-local raw = redis.call('GET', KEYS[1])
-if raw and string.find(raw, ARGV[1], 1, true) then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 
 
 class EmitState(StrEnum):
@@ -89,7 +83,7 @@ class EmittedGuard:
         self.pending_ms = max(1, int(pending_seconds * 1000))
         self.poll_seconds = poll_seconds
         self.breaker_seconds = breaker_seconds
-        self._release = redis.register_script(_RELEASE) if redis is not None else None
+        self._release = redis.register_script(RELEASE_IF_OWNER) if redis is not None else None
         self._down_until = 0.0
         # Counters for reports and tests (monotonic, bounded: plain ints).
         self.duplicates = 0

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from guardstream.redis_scripts import RELEASE_IF_OWNER
+
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
@@ -35,14 +37,6 @@ __all__ = ["Claim", "ClaimState", "IdempotencyStore", "StoredAnswer", "fingerpri
 
 log = logging.getLogger("guardstream.llm.idempotency")
 
-# Delete the marker only if we still own it (a slow owner must not delete a successor's).
-_RELEASE = """
-local raw = redis.call('GET', KEYS[1])
-if raw and string.find(raw, ARGV[1], 1, true) then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +86,7 @@ class IdempotencyStore:
         self.ttl_seconds = ttl_seconds
         self.pending_seconds = max(1.0, pending_seconds)
         self.poll_seconds = poll_seconds
-        self._release = redis.register_script(_RELEASE)
+        self._release = redis.register_script(RELEASE_IF_OWNER)
 
     def key(self, request_id: str) -> str:
         # `{llm}` is a Redis Cluster hash tag: these keys live on one slot, like the
