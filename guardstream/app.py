@@ -131,7 +131,7 @@ class StageAgent:
         self.metrics = Metrics()
         self.inflight = InFlight()
         app.guardstream_inflight = self.inflight  # type: ignore[attr-defined]
-        app.on_partitions_revoked.connect(self._forget_revoked)  # type: ignore[arg-type]
+        app.on_partitions_assigned.connect(self._forget_stale)  # type: ignore[arg-type]
         self.is_first = stage_name == STAGE_ORDER[0]
         forward = self.names.output_of(stage_name)
         self.topics = _Topics(
@@ -159,8 +159,10 @@ class StageAgent:
             self._started = asyncio.ensure_future(self.stage.start())
         await asyncio.shield(self._started)
 
-    async def _forget_revoked(self, sender: Any, revoked: Any, **_: Any) -> None:
-        self.inflight.forget(revoked)
+    async def _forget_stale(self, sender: Any, assigned: Any, **_: Any) -> None:
+        # Not on revoke: the commit made while partitions are revoked (and at shutdown)
+        # must still see records that were interrupted.
+        self.inflight.forget(assigned)
 
     async def _agent(self, stream: faust.StreamT) -> None:
         await self.ensure_started()

@@ -149,19 +149,42 @@ class _Consumer(faust_aiokafka.Consumer):
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     def _new_offset(self, tp: Any) -> int | None:
+        """The offset to commit for `tp`: the end of the consecutive run of acked offsets
+        that starts at the committed offset and stops before any record in flight.
+
+        Faust's own version misses a gap at the head of the acked offsets, and Faust acks a
+        record interrupted by shutdown (the stream's `finally`), so a record still in
+        flight is excluded here explicitly.
+        """
         acked = self._acked[tp]
-        if acked:
-            head = min(acked)
-            inflight: InFlight | None = getattr(self.app, "guardstream_inflight", None)
-            floor = inflight.floor(tp) if inflight is not None else None
-            if floor is not None and floor < head:
-                return None
-            committed = self._committed_offset[tp]
-            if (committed is not None and head > committed
-                    and not self._gap[tp].overlaps(committed, head)):
-                return None  # the record at `committed` is not acked yet
-        offset: int | None = super()._new_offset(tp)
-        return offset
+        if not acked:
+            return None
+        gap = self._gap[tp]
+        if gap:  # offsets the broker skipped (e.g. transaction markers) count as done
+            max_offset = max(acked)
+            filler = [o for iv in sorted(gap.overlap(0, max_offset), key=lambda iv: iv.begin)
+                      for o in range(iv.begin, iv.end)]
+            if filler:
+                acked.extend(filler)
+                gap.chop(0, max(filler[-1], max_offset + 1))
+        acked.sort()
+        committed = self._committed_offset[tp]
+        if committed is not None and acked[0] > committed:
+            return None  # the record at `committed` is not acked yet
+        inflight: InFlight | None = getattr(self.app, "guardstream_inflight", None)
+        floor = inflight.floor(tp) if inflight is not None else None
+        run = [acked[0]]
+        for offset in acked[1:]:
+            if offset != run[-1] + 1:
+                break
+            run.append(offset)
+        if floor is not None:
+            run = [offset for offset in run if offset < floor]
+        if not run:
+            return None
+        del acked[:len(run)]
+        self._acked_index[tp].difference_update(run)
+        return run[-1] + 1
 
 
 class TunedTransport(faust_aiokafka.Transport):

@@ -38,6 +38,9 @@ def test_faust_alone_commits_past_a_record_in_flight() -> None:
     (5, [5, 6], {8}, 7),               # commits up to the record in flight
     (5, [5, 6, 7], set(), 8),          # nothing in flight: everything acked
     (None, [0, 1], set(), 2),
+    (5, [5, 6, 7], {5}, None),         # acked by Faust's finally on shutdown, not done
+    (5, [5, 6, 7], {6}, 6),            # an interrupted record in the middle of the run
+    (5, [5, 6, 8], set(), 7),          # a gap: commit up to it
 ])
 def test_commit_never_passes_the_lowest_offset_in_flight(
         committed: int | None, acked: list[int], in_flight: set[int],
