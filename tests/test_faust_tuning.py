@@ -1,0 +1,100 @@
+"""The tuned consumer's record hand-off: same outcome as Faust's `wait_first`, fewer tasks."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from mode.utils.locks import Event
+
+from guardstream.faust_tuning import _Consumer, _is_wait_of
+
+
+def _consumer() -> _Consumer:
+    consumer = object.__new__(_Consumer)
+    consumer.suspend_flow = Event()
+    consumer._stopped = Event()
+    consumer._crashed = Event()
+    consumer._loop = asyncio.get_running_loop()
+    return consumer
+
+
+async def test_the_fetch_loops_call_is_recognised() -> None:
+    consumer = _consumer()
+    other = Event()
+    wait, other_wait, sleep = consumer.suspend_flow.wait(), other.wait(), asyncio.sleep(0)
+    try:
+        assert _is_wait_of(wait, consumer.suspend_flow)
+        assert not _is_wait_of(other_wait, consumer.suspend_flow)
+        assert not _is_wait_of(sleep, consumer.suspend_flow)
+    finally:
+        for coro in (wait, other_wait, sleep):
+            coro.close()
+
+
+async def test_a_delivery_that_does_not_wait_needs_no_task(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    consumer = _consumer()
+    created: list[Any] = []
+    real = asyncio.ensure_future
+    monkeypatch.setattr(asyncio, "ensure_future",
+                        lambda *a, **k: created.append(a) or real(*a, **k))
+    delivered: list[int] = []
+
+    async def deliver() -> str:
+        delivered.append(1)
+        return "put"
+
+    result = await consumer.wait_first(deliver(), consumer.suspend_flow.wait())
+    assert delivered == [1]
+    assert result.results == ["put"]
+    assert not result.stopped
+    assert created == []
+
+
+async def test_a_delivery_that_waits_completes_when_the_buffer_drains() -> None:
+    consumer = _consumer()
+    queue: asyncio.Queue[int] = asyncio.Queue(maxsize=1)
+    queue.put_nowait(0)
+    waiter = asyncio.ensure_future(
+        consumer.wait_first(queue.put(1), consumer.suspend_flow.wait()))
+    await asyncio.sleep(0.01)
+    assert not waiter.done()
+    assert queue.get_nowait() == 0
+    result = await asyncio.wait_for(waiter, 2)
+    assert not result.stopped
+    assert queue.get_nowait() == 1
+
+
+async def test_a_waiting_delivery_is_abandoned_when_the_flow_is_suspended() -> None:
+    # Faust's semantics: a rebalance suspends the flow and the blocked hand-off is dropped
+    # (the record is fetched again from the committed offset).
+    consumer = _consumer()
+    queue: asyncio.Queue[int] = asyncio.Queue(maxsize=1)
+    queue.put_nowait(0)
+    waiter = asyncio.ensure_future(
+        consumer.wait_first(queue.put(1), consumer.suspend_flow.wait()))
+    await asyncio.sleep(0.01)
+    consumer.suspend_flow.set()
+    result = await asyncio.wait_for(waiter, 2)
+    assert [getattr(c, "__qualname__", None) for c in result.done] == ["Event.wait"]
+    await asyncio.sleep(0.01)
+    assert queue.get_nowait() == 0
+    assert queue.empty()  # the abandoned put never lands
+
+
+async def test_while_suspended_faust_decides_as_before() -> None:
+    consumer = _consumer()
+    consumer.suspend_flow.set()
+    delivered: list[int] = []
+
+    async def deliver() -> None:
+        await asyncio.sleep(0.05)
+        delivered.append(1)
+
+    result = await consumer.wait_first(deliver(), consumer.suspend_flow.wait())
+    # the suspended flow won the race
+    assert [getattr(c, "__qualname__", None) for c in result.done] == ["Event.wait"]
+    await asyncio.sleep(0.1)
+    assert delivered == []
