@@ -109,6 +109,24 @@ class FastTopic(faust.Topic):
                                   force=force)
 
 
+    def _compile_decode(self) -> None:
+        """Raw bytes in, the same bytes in the event: skip the serializer registry.
+
+        Faust's schema decode passes key and value through the codec registry (the `raw`
+        codec, then model auto-detection) for every record, and returns them unchanged.
+        """
+        if (_raw(self.key_serializer) and _raw(self.value_serializer)
+                and self.key_type is None and self.value_type is None):
+            create_event = self.app.create_event
+
+            async def decode(message: Any, *, propagate: bool = False) -> Any:
+                return create_event(message.key, message.value, message.headers, message)
+
+            self.decode = decode  # type: ignore[method-assign]
+            return
+        super()._compile_decode()
+
+
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)

@@ -98,3 +98,41 @@ async def test_while_suspended_faust_decides_as_before() -> None:
     assert [getattr(c, "__qualname__", None) for c in result.done] == ["Event.wait"]
     await asyncio.sleep(0.1)
     assert delivered == []
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    (b"req-1", b'{"request_id": "req-1"}'),
+    (None, b"\xff\xfe not json"),
+    (b"k", None),
+    (b"k", b'{"__faust": {"ns": "x.Model"}, "a": 1}'),  # never reconstructed as a model
+])
+async def test_raw_topics_hand_over_the_bytes_unchanged(key: bytes | None,
+                                                        value: bytes | None) -> None:
+    import faust
+    from faust.types import Message
+
+    from guardstream.faust_tuning import FastTopic
+
+    app = faust.App("gs-test-decode", Topic=FastTopic, broker="memory://")
+    topic = app.topic("t", key_serializer="raw", value_serializer="raw")
+    plain = faust.Topic(app, topics=["t"], key_serializer="raw", value_serializer="raw")
+    assert type(topic) is FastTopic
+    message = Message("t", 0, 5, 0.0, 0, [("h", b"v")], key, value, None)
+    event, expected = await topic.decode(message), await plain.decode(message)
+    assert (event.key, event.value, event.headers) == (key, value, {"h": b"v"})
+    assert (event.key, event.value, event.headers) == (
+        expected.key, expected.value, expected.headers)
+    assert event.message is message
+
+
+async def test_topics_with_a_codec_still_decode_through_faust() -> None:
+    import faust
+    from faust.types import Message
+
+    from guardstream.faust_tuning import FastTopic
+
+    app = faust.App("gs-test-decode-json", Topic=FastTopic, broker="memory://")
+    topic = app.topic("t", key_serializer="raw", value_serializer="json")
+    message = Message("t", 0, 5, 0.0, 0, [], b"k", b'{"a": 1}', None)
+    event = await topic.decode(message)
+    assert event.value == {"a": 1}
