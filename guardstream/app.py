@@ -26,7 +26,7 @@ from guardstream.agents.base import Stage
 from guardstream.audit import Auditor
 from guardstream.emitted import EmitState, EmittedGuard
 from guardstream.errors import DecodeError
-from guardstream.faust_tuning import InFlight, faust_options
+from guardstream.faust_tuning import InFlight, faust_options, quiet_sensors
 from guardstream.models import AuditEvent, DeadLetter, Result, Status
 from guardstream.models.codec import decode_envelope, decode_request, encode
 from guardstream.models.request import usable_request_id
@@ -71,7 +71,7 @@ def create_app(settings: Settings, stage: str) -> faust.App:
         )
     elif security.protocol == "SSL":
         broker_credentials = _ssl_context(settings)
-    return faust.App(
+    return quiet_sensors(faust.App(
         f"{settings.topic_prefix}-{stage}",
         broker=[f"kafka://{server}" for server in settings.bootstrap_servers],
         broker_credentials=broker_credentials,
@@ -95,7 +95,7 @@ def create_app(settings: Settings, stage: str) -> faust.App:
         # Faust makes "<id>-data/" in the working directory even with memory:// stores.
         datadir=tempfile.mkdtemp(prefix=f"guardstream-{stage}-"),
         **faust_options(settings.bootstrap_servers),  # see guardstream.faust_tuning
-    )
+    ))
 
 
 def _ssl_context(settings: Settings) -> Any:

@@ -44,6 +44,7 @@ import os
 from typing import Any
 
 import faust
+from faust.sensors.base import SensorDelegate
 from faust.sensors.monitor import Monitor
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -52,8 +53,7 @@ from mode.services import WaitResults
 from guardstream.eager import start_eagerly
 
 __all__ = ["FETCH_MAX_WAIT_MS", "SCHEME", "FastTopic", "InFlight", "QuietMonitor",
-           "TunedTransport",
-           "faust_options", "tune_worker"]
+           "QuietSensors", "TunedTransport", "faust_options", "quiet_sensors", "tune_worker"]
 
 #: Transport scheme of the tuned consumer (registered with Faust's transport registry).
 SCHEME = "gskafka"
@@ -88,6 +88,43 @@ class QuietMonitor(Monitor):
 
     def on_send_error(self, producer: Any, exc: BaseException, state: Any) -> None:
         return None
+
+
+class QuietSensors(SensorDelegate):
+    """Skips the per-record sensor dispatch while every sensor is a `QuietMonitor`.
+
+    Faust calls the delegate four times per record (message in/out, stream event in/out),
+    each building a dict over the sensors; with only the quiet monitor installed that is
+    work for nothing. Adding any other sensor (Datadog, Prometheus, ...) turns it back on.
+    """
+
+    def __init__(self, app: Any) -> None:
+        super().__init__(app)
+        self._quiet = True
+
+    def add(self, sensor: Any) -> None:
+        super().add(sensor)
+        self._quiet = all(isinstance(s, QuietMonitor) for s in self._sensors)
+
+    def remove(self, sensor: Any) -> None:
+        super().remove(sensor)
+        self._quiet = all(isinstance(s, QuietMonitor) for s in self._sensors)
+
+    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+        if not self._quiet:
+            super().on_message_in(tp, offset, message)
+
+    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> Any:
+        return None if self._quiet else super().on_stream_event_in(tp, offset, stream, event)
+
+    def on_stream_event_out(self, tp: Any, offset: int, stream: Any, event: Any,
+                            state: Any = None) -> None:
+        if not self._quiet:
+            super().on_stream_event_out(tp, offset, stream, event, state)
+
+    def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
+        if not self._quiet:
+            super().on_message_out(tp, offset, message)
 
 
 class FastTopic(faust.Topic):
@@ -125,10 +162,14 @@ class FastTopic(faust.Topic):
         """
         if (_raw(self.key_serializer) and _raw(self.value_serializer)
                 and self.key_type is None and self.value_type is None):
-            create_event = self.app.create_event
+            app = self.app
+            event_class: Any = None
 
             async def decode(message: Any, *, propagate: bool = False) -> Any:
-                return create_event(message.key, message.value, message.headers, message)
+                nonlocal event_class
+                if event_class is None:  # `app.create_event` reads it from conf every time
+                    event_class = app.conf.Event
+                return event_class(app, message.key, message.value, message.headers, message)
 
             self.decode = decode  # type: ignore[method-assign]
             return
@@ -260,6 +301,12 @@ def faust_options(bootstrap_servers: list[str]) -> dict[str, Any]:
     """Extra `faust.App(...)` keyword arguments for every guardstream app."""
     return {"Topic": FastTopic, "monitor": QuietMonitor(),
             "broker_consumer": [f"{SCHEME}://{server}" for server in bootstrap_servers]}
+
+
+def quiet_sensors(app: faust.App) -> faust.App:
+    """Install `QuietSensors` on a new app (before its agents make their streams)."""
+    app.sensors = QuietSensors(app)
+    return app
 
 
 def tune_worker(worker: Any) -> Any:

@@ -136,3 +136,63 @@ async def test_topics_with_a_codec_still_decode_through_faust() -> None:
     message = Message("t", 0, 5, 0.0, 0, [], b"k", b'{"a": 1}', None)
     event = await topic.decode(message)
     assert event.value == {"a": 1}
+
+
+class _CountingSensor:
+    """A stand-in for a user's sensor (Datadog, Prometheus): counts per-record calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+        self.calls.append("message_in")
+
+    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> Any:
+        self.calls.append("event_in")
+        return "state"
+
+    def on_stream_event_out(self, tp: Any, offset: int, stream: Any, event: Any,
+                            state: Any = None) -> None:
+        self.calls.append(f"event_out:{state}")
+
+    def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
+        self.calls.append("message_out")
+
+
+def _per_record_calls(sensors: Any) -> Any:
+    sensors.on_message_in("tp", 1, "m")
+    state = sensors.on_stream_event_in("tp", 1, "s", "e")
+    sensors.on_stream_event_out("tp", 1, "s", "e", state)
+    sensors.on_message_out("tp", 1, "m")
+    return state
+
+
+async def test_per_record_sensor_calls_are_skipped_with_only_the_quiet_monitor() -> None:
+    import faust
+
+    from guardstream.faust_tuning import QuietMonitor, QuietSensors, quiet_sensors
+
+    app = quiet_sensors(faust.App("gs-test-sensors", broker="memory://"))
+    assert isinstance(app.sensors, QuietSensors)
+    app.sensors.add(QuietMonitor())
+    assert _per_record_calls(app.sensors) is None
+
+    user_sensor = _CountingSensor()
+    app.sensors.add(user_sensor)  # type: ignore[arg-type]
+    state = _per_record_calls(app.sensors)
+    assert user_sensor.calls == ["message_in", "event_in", "event_out:state", "message_out"]
+    assert state is not None
+
+    app.sensors.remove(user_sensor)  # type: ignore[arg-type]
+    user_sensor.calls.clear()
+    _per_record_calls(app.sensors)
+    assert user_sensor.calls == []
+
+
+async def test_the_stage_app_uses_the_quiet_sensors() -> None:
+    from guardstream.app import create_app
+    from guardstream.faust_tuning import QuietSensors
+    from guardstream.settings import Settings
+
+    app = create_app(Settings.from_env(), "validate")
+    assert isinstance(app.sensors, QuietSensors)
