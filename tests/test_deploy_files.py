@@ -378,3 +378,11 @@ def test_limiter_keys_of_one_identity_share_one_cluster_slot(kind: str, user_id:
     assert len({key_slot(key.encode()) for key in keys}) == 1
     if user_id:
         assert user_id not in "".join(keys)  # hashed, not the raw id
+
+
+def test_deployments_on_kafka_use_a_long_fetch_wait(compose: dict[str, Any]) -> None:
+    # Kafka answers a fetch once records arrive, so only the embedded broker needs the
+    # short default; on Kafka it would only cost idle CPU.
+    compose_env = compose["x-guardstream-env"]
+    for env in (compose_env, _env_config()):
+        assert int(env["GUARDSTREAM_FETCH_MAX_WAIT_MS"]) >= 100
