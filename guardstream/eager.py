@@ -60,14 +60,25 @@ async def resume(coro: Coroutine[Any, Any, Any], yielded: Any) -> Any:
                 yielded._asyncio_future_blocking = False
                 await yielded
         except BaseException as exc:
-            if yielded is None or not yielded.done():
+            if not _outcome_of(yielded, exc):
+                # Raised at this driver (it was cancelled), not by the future: the
+                # coroutine gets it where it waits, as it would under a task.
                 try:
                     yielded = coro.throw(exc)
                 except StopIteration as finished:
                     return finished.value
                 continue
-            # The future failed or was cancelled: the coroutine sees that when resumed.
+            # The future failed or was cancelled: the coroutine reads that when resumed.
         try:
             yielded = coro.send(None)
         except StopIteration as finished:
             return finished.value
+
+
+def _outcome_of(future: Any, exc: BaseException) -> bool:
+    """Whether `exc`, raised by awaiting `future`, is the future's own outcome."""
+    if future is None or not future.done():
+        return False
+    if isinstance(exc, asyncio.CancelledError):
+        return bool(future.cancelled())
+    return True

@@ -111,3 +111,25 @@ async def test_cancelling_the_driver_cancels_the_coroutine_where_it_waits() -> N
         await task
     assert cleaned == ["finally"]
     assert fut.cancelled()
+
+
+async def test_a_cancel_that_arrives_after_the_future_resolved_is_not_lost() -> None:
+    # Under a task, a cancel requested after the awaited future resolved but before the
+    # coroutine resumed is thrown in at its await; the driver must not swallow it.
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[int] = loop.create_future()
+    after: list[str] = []
+
+    async def waits() -> None:
+        await fut
+        after.append("resumed normally")
+
+    started = start_eagerly(waits())
+    assert started.pending is not None
+    task = asyncio.ensure_future(started.pending)
+    await asyncio.sleep(0)
+    fut.set_result(1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert after == []
