@@ -12,20 +12,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["Started", "resume", "start_eagerly"]
 
 
+@dataclass(frozen=True, slots=True)
 class Started:
     """The outcome of `start_eagerly`: `done` with `value`, or `pending` (still running)."""
 
-    __slots__ = ("pending", "value")
-
-    def __init__(self, value: Any = None,
-                 pending: Coroutine[Any, Any, Any] | None = None) -> None:
-        self.value = value
-        self.pending = pending
+    value: Any = None
+    pending: Coroutine[Any, Any, Any] | None = None
 
     @property
     def done(self) -> bool:
