@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from guardstream.embedded.ports import stop_process
+
 __all__ = ["main"]
 
 
@@ -44,8 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             print(_summary(result))
         return 0
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+        stop_process(proc, 60)
 
 
 async def _exchange(bootstrap: str, lines: list[bytes]) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ import orjson
 
 from guardstream.bench.chains import READY_PREFIX, chain_topics, create_chain_topics
 from guardstream.bench.procs import sample
+from guardstream.embedded.ports import stop_process
 
 __all__ = ["ChainResult", "payload", "run_chain"]
 
@@ -112,9 +113,4 @@ def run_chain(kind: str, bootstrap: str, *, hops: int = 7, records: int = 2000,
         return ChainResult(kind, hops, records, seconds, after.cpu_seconds - before.cpu_seconds,
                            after.rss_bytes)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 20)

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+from guardstream.embedded.ports import stop_process
+
 __all__ = ["DevModelProcess", "main"]
 
 
@@ -37,12 +39,7 @@ class DevModelProcess:
     def __exit__(self, *exc: object) -> None:
         if self.proc is None:
             return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, 10)
         self.proc = None
 
 

@@ -32,6 +32,7 @@ from guardstream.bench.chainrun import run_chain
 from guardstream.bench.mix import build_mix, mix_counts
 from guardstream.bench.pipeline_run import PipelineRun, run_pipeline
 from guardstream.bench.procs import children_of, cmdline, sample, sample_many
+from guardstream.embedded.ports import stop_process
 from guardstream.settings import Settings
 
 __all__ = ["BenchOptions", "Services", "run_bench", "services"]
@@ -158,12 +159,7 @@ class _UpProcess:
     def __exit__(self, *exc: object) -> None:
         if self.proc is None:
             return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, 30)
         self.proc = None
 
 

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Any, Self
 
 __all__ = [
     "LOOPBACK",
@@ -39,12 +39,28 @@ __all__ = [
     "ManagedProcess",
     "free_port",
     "port_is_listening",
+    "stop_process",
 ]
 
 #: Embedded servers listen here and nowhere else: they have no authentication.
 LOOPBACK = "127.0.0.1"
 
 _PR_SET_PDEATHSIG = 1
+
+
+def stop_process(proc: subprocess.Popen[Any], timeout: float) -> None:
+    """SIGTERM, wait up to ``timeout`` s, then SIGKILL; returns once the child is reaped."""
+    if proc.poll() is not None:
+        proc.wait()
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=max(timeout, 0.0))
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        proc.wait()
 
 
 class EmbeddedStartError(RuntimeError):
@@ -254,17 +270,8 @@ class ManagedProcess:
     def _stop_locked(self, timeout: float) -> None:
         proc = self._proc
         self._proc = None
-        if proc is not None and proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=max(timeout, 0.0))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                proc.wait()
-        elif proc is not None:
-            proc.wait()
+        if proc is not None:
+            stop_process(proc, timeout)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
