@@ -38,11 +38,11 @@ import time
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 
-from guardstream.redis_scripts import RELEASE_IF_OWNER
+from guardstream.redis_scripts import RELEASE_IF_OWNER, read_marker
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -118,7 +118,7 @@ class EmittedGuard:
             raw = await self.redis.get(key)
             if raw is None:
                 continue  # expired or released between SET and GET: claim again
-            record = _loads(raw)
+            record = read_marker(raw)
             if record.get("o") != origin:
                 if record.get("s") == "done":
                     # A new publication reusing the id: it gets its own result.
@@ -159,11 +159,3 @@ class EmittedGuard:
             log.warning("emitted-result guard unavailable (%s): producing unguarded for %gs",
                         type(exc).__name__, self.breaker_seconds)
         self._down_until = time.monotonic() + self.breaker_seconds
-
-
-def _loads(raw: bytes | str) -> dict[str, Any]:
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return {}
-    return data if isinstance(data, dict) else {}

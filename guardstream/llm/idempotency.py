@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from guardstream.redis_scripts import RELEASE_IF_OWNER
+from guardstream.redis_scripts import RELEASE_IF_OWNER, read_marker
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -109,7 +109,7 @@ class IdempotencyStore:
             raw = await self.redis.get(key)
             if raw is None:
                 continue  # expired or released between SET and GET: try to claim again
-            record = _loads(raw)
+            record = read_marker(raw)
             if record.get("fp") != digest:
                 if record.get("state") == "done":
                     # Same id, different request: not a redelivery. Take the key over.
@@ -130,11 +130,3 @@ class IdempotencyStore:
 
     async def release(self, request_id: str, token: str) -> None:
         await self._release(keys=[self.key(request_id)], args=[token])
-
-
-def _loads(raw: bytes | str) -> dict[str, Any]:
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return {}
-    return data if isinstance(data, dict) else {}
