@@ -85,6 +85,11 @@ local function prune()
       req = req - r
       tok = tok - t
     end
+    if #old > 0 then
+      -- Stored now, not only on record(): a refusal prunes too, and the entries it
+      -- removed must never be subtracted again nor stay in the sums.
+      redis.call('HSET', KEYS[2], 'r', string.format('%d', req), 't', string.format('%d', tok))
+    end
   end
   return req, tok
 end

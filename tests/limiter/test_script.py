@@ -81,6 +81,28 @@ async def test_retry_after_is_exact(redis: Redis) -> None:
     assert (await limiter.decide(keys, max_requests=2, max_tokens=1000, cost_tokens=1)).allowed
 
 
+@pytest.mark.parametrize("refusal_cost", [13, 40])  # over the limit now / never fits
+async def test_a_refusal_that_prunes_keeps_the_sums_in_step_with_the_log(
+        redis: Redis, refusal_cost: int) -> None:
+    # Found by test_matches_reference_model: a refused decision pruned entries from the log
+    # without storing the reduced sums, so the pruned tokens were counted again ever after.
+    clock = Clock()
+    limiter = Limiter(redis, window_seconds=60, clock=clock)
+    keys = fresh_keys()
+    assert await limiter.charge(keys, tokens=7, cost_usd=0.0) == (7, 0)
+    clock.now += 31 * SECOND
+    assert await limiter.charge(keys, tokens=24, cost_usd=0.0) == (31, 0)
+    clock.now += 40 * SECOND  # the first charge has left the window
+    refused = await limiter.decide(keys, max_requests=6, max_tokens=29,
+                                   cost_tokens=refusal_cost)
+    assert not refused.allowed
+    assert refused.tokens == 24
+    clock.now += SECOND
+    assert await limiter.charge(keys, tokens=14, cost_usd=0.0) == (38, 0)
+    admitted = await limiter.decide(keys, max_requests=6, max_tokens=100, cost_tokens=2)
+    assert (admitted.allowed, admitted.requests, admitted.tokens) == (True, 1, 40)
+
+
 async def test_keys_expire_on_their_own(redis: Redis) -> None:
     limiter = Limiter(redis, window_seconds=5)  # Redis TIME, as in production
     keys = fresh_keys()
