@@ -215,7 +215,7 @@ OPS = st.lists(
 )
 
 
-@settings(max_examples=60, deadline=None,
+@settings(max_examples=250, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=OPS, max_req=st.integers(1, 6), max_tok=st.integers(1, 120),
        budget=st.sampled_from([0, 10_000]), start=st.integers(0, DAY - 1))
