@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletion
 
 from guardstream.errors import UpstreamError, UpstreamTimeout
 from guardstream.llm.breaker import CircuitBreaker
@@ -214,21 +215,28 @@ class LlmClient:
             await self._sleep(delay)
 
     async def _send(self, key: str, call: ChatCall, sent: int) -> ChatAnswer:
-        kwargs: dict[str, Any] = {
+        # `client.post` is what `chat.completions.create` calls after running its params
+        # through the SDK's TypedDict transform; our body is plain JSON already, and the
+        # transform walked it at ~0.35 ms per call (10% of the llm worker's CPU).
+        body: dict[str, Any] = {
             "model": call.model,
             "messages": [m.to_dict() for m in call.messages],
             call.max_tokens_param: call.max_tokens,
-            "timeout": self.retry.timeout_seconds,
-            "extra_headers": {REQUEST_ID_HEADER: call.request_id},
         }
         if call.temperature is not None:
-            kwargs["temperature"] = call.temperature
+            body["temperature"] = call.temperature
         if call.response_format is not None:
-            kwargs["response_format"] = call.response_format
+            body["response_format"] = call.response_format
+        options: openai.RequestOptions = {
+            "headers": {REQUEST_ID_HEADER: call.request_id},
+            "timeout": self.retry.timeout_seconds,
+            "security": {"bearer_auth": True},
+        }
         async with self._semaphore:
             self.in_flight += 1
             try:
-                response = await self._sdk(key).chat.completions.create(**kwargs)
+                response = await self._sdk(key).post(
+                    "/chat/completions", body=body, options=options, cast_to=ChatCompletion)
             finally:
                 self.in_flight -= 1
         try:
