@@ -31,6 +31,7 @@ import spacy
 import tldextract
 from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngineProvider, SpacyNlpEngine
 from spacy.language import Language
+from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span
 from thinc.api import NumpyOps
 from threadpoolctl import threadpool_limits
@@ -164,7 +165,10 @@ class SlimNerSpacyEngine(SpacyNlpEngine):
             if not spacy.util.is_package(name):
                 raise RuntimeError("spaCy model package is not installed: " + name)
             nlp = spacy.load(name, exclude=list(_EXCLUDED_PIPES))
-            _use_numpy_matmul(nlp.get_pipe("ner").model)
+            ner = nlp.get_pipe("ner")
+            if not isinstance(ner, TrainablePipe):
+                raise RuntimeError("the spaCy model has no trainable ner component")
+            _use_numpy_matmul(ner.model)
             loaded[model["lang_code"]] = nlp
         self.nlp = loaded  # type: ignore[assignment]
         self._lock = threading.Lock()
