@@ -20,10 +20,12 @@ import json
 import math
 import re
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from guardstream.detectors.injection.normalize import normalize
+from guardstream.text.ngrams import CharWbGrams
 
 __all__ = [
     "DEFAULT_MODEL_PATH",
@@ -45,7 +47,6 @@ _CHAR_NGRAMS = (2, 5)
 _WORD_NGRAMS = (1, 2)
 _WORD_PATTERN = r"(?u)\b\w+\b"
 _TOKEN_RE = re.compile(_WORD_PATTERN)
-_WHITE = re.compile(r"\s\s+")
 
 
 def prepare_normalized(norm: str) -> str:
@@ -101,23 +102,6 @@ def export_pipeline(pipeline: Any) -> dict[str, Any]:
     return out
 
 
-def _char_wb_ngrams(text: str) -> list[str]:
-    """Same n-grams as sklearn's ``analyzer="char_wb"`` (lowercase already applied)."""
-    text = _WHITE.sub(" ", text)
-    lo, hi = _CHAR_NGRAMS
-    grams: list[str] = []
-    append = grams.append
-    for w in text.split():
-        w = f" {w} "
-        w_len = len(w)
-        for n in range(lo, hi + 1):
-            if w_len <= n:  # sklearn emits the whole padded word once, then stops
-                append(w)
-                break
-            grams.extend([w[i:i + n] for i in range(w_len - n + 1)])
-    return grams
-
-
 def _word_ngrams(text: str) -> list[str]:
     tokens = _TOKEN_RE.findall(text)
     lo, hi = _WORD_NGRAMS
@@ -127,32 +111,47 @@ def _word_ngrams(text: str) -> list[str]:
     return grams
 
 
-def _part(grams: list[str], table: dict[str, tuple[float, float]]) -> float:
+def _part(counts: Mapping[int, int], idf: Sequence[float], weight: Sequence[float]) -> float:
     """Dot product of the L2-normalised sublinear TF-IDF vector with the weights."""
     dot = 0.0
     sumsq = 0.0
-    for term, count in Counter(grams).items():
-        entry = table.get(term)
-        if entry is None:
-            continue
-        idf, weight = entry
-        v = (1.0 + math.log(count)) * idf
+    for j, count in counts.items():
+        v = (1.0 + math.log(count)) * idf[j]
         sumsq += v * v
-        dot += v * weight
+        dot += v * weight[j]
     return dot / math.sqrt(sumsq) if sumsq else 0.0
+
+
+class _Table:
+    """One feature family: term -> column, and the columns' IDF and weight."""
+
+    __slots__ = ("idf", "index", "weight")
+
+    def __init__(self, rows: Mapping[str, Sequence[float]]) -> None:
+        self.index: dict[str, int] = {t: j for j, t in enumerate(rows)}
+        self.idf = [float(v[0]) for v in rows.values()]
+        self.weight = [float(v[1]) for v in rows.values()]
+
+    def counts(self, grams: Iterable[str]) -> dict[int, int]:
+        index = self.index
+        return dict(Counter(j for g in grams if (j := index.get(g)) is not None))
 
 
 class Classifier:
     """A loaded classifier; ``score`` returns P(attack) for one text."""
 
-    __slots__ = ("_char", "_intercept", "_word")
+    __slots__ = ("_char", "_char_grams", "_intercept", "_word")
 
     def __init__(self, data: dict[str, Any]) -> None:
         if data.get("format") != FORMAT_VERSION:
             raise ValueError("unsupported injection classifier format")
         self._intercept = float(data["intercept"])
-        self._char = {t: (float(v[0]), float(v[1])) for t, v in data["char"].items()}
-        self._word = {t: (float(v[0]), float(v[1])) for t, v in data["word"].items()}
+        self._char = _Table(data["char"])
+        self._word = _Table(data["word"])
+        # The word features' single words are public (training data): their n-grams are
+        # tabled once instead of being cut from every message.
+        self._char_grams = CharWbGrams(self._char.index, _CHAR_NGRAMS,
+                                       known_words=(t for t in self._word.index if " " not in t))
 
     @classmethod
     def load(cls, path: Path | str = DEFAULT_MODEL_PATH) -> Classifier:
@@ -165,8 +164,10 @@ class Classifier:
     def score_prepared(self, prepared: str) -> float:
         """P(attack) for text already passed through ``prepare``."""
         text = prepared.lower()  # sklearn's default preprocessing step
-        logit = (self._intercept + _part(_char_wb_ngrams(text), self._char)
-                 + _part(_word_ngrams(text), self._word))
+        char, word = self._char, self._word
+        logit = (self._intercept
+                 + _part(self._char_grams.counts(text), char.idf, char.weight)
+                 + _part(word.counts(_word_ngrams(text)), word.idf, word.weight))
         if logit >= 0:
             return 1.0 / (1.0 + math.exp(-logit))
         e = math.exp(logit)

@@ -112,7 +112,10 @@ class LocalModerator:
         self.default_thresholds: Mapping[str, float] = MappingProxyType(thresholds)
         self._profanity = _ProfanitySignal()
         self._fast_word = FastTfidf(self._word)
-        self._fast_char = FastTfidf(self._char)
+        # The word model's single words are public (training data): the char model tables
+        # their n-grams once instead of cutting them from every message.
+        self._fast_char = FastTfidf(
+            self._char, known_words=(t for t in self._word.vocabulary_ if " " not in t))
         if self._fast_word.n_features + self._fast_char.n_features != self._coef.shape[0]:
             raise ValueError("moderation artifact: vectorizers and weights disagree")
 
