@@ -202,3 +202,74 @@ async def test_the_stage_app_uses_the_quiet_sensors() -> None:
 
     app = create_app(Settings.from_env(), "validate")
     assert isinstance(app.sensors, QuietSensors)
+
+
+class _FakeProducer:
+    """Stands in for the app's producer: records sends, can be stopped."""
+
+    def __init__(self) -> None:
+        self.started = True
+        self.sent: list[tuple[str, bytes | None]] = []
+
+    async def send(self, topic: str, key: bytes | None, value: bytes | None,
+                   partition: int | None, timestamp: float | None, headers: Any) -> str:
+        self.sent.append((topic, value))
+        return "future"
+
+
+async def test_send_looks_the_producer_up_only_until_it_runs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import faust
+
+    from guardstream.faust_tuning import FastTopic
+
+    app = faust.App("gs-test-send", Topic=FastTopic, broker="memory://")
+    topic = app.topic("out", key_serializer="raw", value_serializer="raw")
+    producer = _FakeProducer()
+    app.producer = producer  # type: ignore[assignment]
+    lookups: list[int] = []
+
+    async def get_producer() -> Any:  # Faust's stampede-wrapped lookup, counted
+        lookups.append(1)
+        return producer
+
+    monkeypatch.setattr(topic, "_get_producer", get_producer)
+    assert await topic.send(key=b"k", value=b"1") == "future"
+    assert await topic.send(key=b"k", value=b"2") == "future"
+    assert len(lookups) == 1
+    producer.started = False  # stopped (shutdown, restart): ask Faust again
+    await topic.send(key=b"k", value=b"3")
+    assert len(lookups) == 2
+    assert producer.sent == [("out", b"1"), ("out", b"2"), ("out", b"3")]
+
+    # A transactional app gets Faust's transaction manager: never kept.
+    monkeypatch.setattr(type(app), "in_transaction", property(lambda self: True))
+    fresh = app.topic("out2", key_serializer="raw", value_serializer="raw")
+    monkeypatch.setattr(fresh, "_get_producer", get_producer)
+    await fresh.send(value=b"4")
+    await fresh.send(value=b"5")
+    assert len(lookups) == 4
+
+
+async def test_the_producer_buffer_waits_only_when_full(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from guardstream.app import create_app
+    from guardstream.faust_tuning import _ProducerBuffer
+    from guardstream.settings import Settings
+
+    app = create_app(Settings.from_env({}), "ratelimit")
+    buffer = app.producer.buffer
+    assert isinstance(buffer, _ProducerBuffer)
+    flushed: list[int] = []
+
+    async def flush_atmost(n: int) -> int:
+        flushed.append(n)
+        return n
+
+    monkeypatch.setattr(buffer, "flush_atmost", flush_atmost)
+    await buffer.wait_until_ebb()
+    assert flushed == []
+    for _ in range(buffer.max_messages + 1):
+        buffer.pending.put_nowait(object())
+    await buffer.wait_until_ebb()
+    assert flushed == [buffer.max_messages]
