@@ -21,10 +21,12 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 from guardstream.detectors.injection.normalize import normalize
+from guardstream.text.common_words import COMMON_WORDS
 from guardstream.text.ngrams import CharWbGrams
 
 __all__ = [
@@ -148,10 +150,11 @@ class Classifier:
         self._intercept = float(data["intercept"])
         self._char = _Table(data["char"])
         self._word = _Table(data["word"])
-        # The word features' single words are public (training data): their n-grams are
-        # tabled once instead of being cut from every message.
-        self._char_grams = CharWbGrams(self._char.index, _CHAR_NGRAMS,
-                                       known_words=(t for t in self._word.index if " " not in t))
+        # Public words (the word features' single words, frequent English words): their
+        # n-grams are tabled once instead of being cut from every message.
+        self._char_grams = CharWbGrams(
+            self._char.index, _CHAR_NGRAMS,
+            known_words=chain((t for t in self._word.index if " " not in t), COMMON_WORDS))
 
     @classmethod
     def load(cls, path: Path | str = DEFAULT_MODEL_PATH) -> Classifier:

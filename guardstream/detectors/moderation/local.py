@@ -14,12 +14,15 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from importlib import resources
+from itertools import chain
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import joblib
 import numpy as np
+
+from guardstream.text.common_words import COMMON_WORDS
 
 from .categories import CATEGORIES
 from .fasttfidf import FastTfidf
@@ -112,10 +115,10 @@ class LocalModerator:
         self.default_thresholds: Mapping[str, float] = MappingProxyType(thresholds)
         self._profanity = _ProfanitySignal()
         self._fast_word = FastTfidf(self._word)
-        # The word model's single words are public (training data): the char model tables
-        # their n-grams once instead of cutting them from every message.
-        self._fast_char = FastTfidf(
-            self._char, known_words=(t for t in self._word.vocabulary_ if " " not in t))
+        # Public words (the word model's single words, frequent English words): the char
+        # model tables their n-grams once instead of cutting them from every message.
+        self._fast_char = FastTfidf(self._char, known_words=chain(
+            (t for t in self._word.vocabulary_ if " " not in t), COMMON_WORDS))
         if self._fast_word.n_features + self._fast_char.n_features != self._coef.shape[0]:
             raise ValueError("moderation artifact: vectorizers and weights disagree")
 

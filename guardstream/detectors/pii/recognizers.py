@@ -34,7 +34,7 @@ from presidio_analyzer import (
 )
 from presidio_analyzer.predefined_recognizers import EmailRecognizer, SpacyRecognizer
 
-from .common_words import COMMON_WORDS
+from guardstream.text.common_words import COMMON_WORDS
 
 __all__ = [
     "ALL_ENTITIES",
