@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from guardstream.text.prefilter import Prefiltered
+
 __all__ = [
     "CATEGORIES",
     "HeuristicHit",
@@ -37,6 +39,9 @@ class _Rule:
     category: str
     weight: float
     pattern: re.Pattern[str]
+    # The same pattern with literals one of which any match contains: on ordinary text a
+    # few substring checks rule out most rules without running their regex.
+    prefilter: Prefiltered
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +53,8 @@ class HeuristicHit:
 
 
 def _r(category: str, weight: float, pattern: str) -> _Rule:
-    return _Rule(category, weight, re.compile(pattern, re.MULTILINE | re.DOTALL))
+    compiled = re.compile(pattern, re.MULTILINE | re.DOTALL)
+    return _Rule(category, weight, compiled, Prefiltered.of(compiled))
 
 
 _IGNORE = r"(?:ignore|disregard|forget|overrid(?:e|ing)|bypass|neglect|discard|abandon|" \
@@ -308,7 +314,7 @@ def match_rules(text: str, min_weight: float = 0.0) -> list[HeuristicHit]:
     """
     hits: list[HeuristicHit] = []
     for r in _RULES_LIST:
-        if r.weight < min_weight:
+        if r.weight < min_weight or not r.prefilter.may_match(text):
             continue
         m = r.pattern.search(text)
         if m is None:

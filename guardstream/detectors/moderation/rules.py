@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from guardstream.text.prefilter import Prefiltered, fold
+
 __all__ = ["is_self_harm_help_seeking", "normalize", "rule_scores"]
 
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
@@ -33,8 +35,9 @@ def _deleet(text: str) -> str:
                   lambda m: m.group(0).translate(_LEET), text)
 
 
-def _rx(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.IGNORECASE)
+def _rx(pattern: str) -> Prefiltered:
+    # Prefiltered: a search is skipped when the text lacks every literal a match needs.
+    return Prefiltered.of(re.compile(pattern, re.IGNORECASE))
 
 
 # --- sexual content involving minors (very high recall wanted) -------------------------
@@ -124,9 +127,11 @@ def is_self_harm_help_seeking(text: str) -> bool:
     """True for help-seeking or educational wording with no first-person intent or method
     request; the moderator then discounts the model's self-harm score."""
     norm = normalize(text)
-    if _SH_INTENT.search(norm) or _SH_METHOD.search(norm) or _ED.search(norm):
+    folded = fold(norm)
+    if (_SH_INTENT.search(norm, folded) or _SH_METHOD.search(norm, folded)
+            or _ED.search(norm, folded)):
         return False
-    return _SH_HELP.search(norm) is not None
+    return _SH_HELP.search(norm, folded) is not None
 
 
 # --- violence ---------------------------------------------------------------------------
@@ -205,29 +210,31 @@ _TELL_DIE = _rx(r"\b(kill yourself|kys|go die|hope you die|you should die|drink 
 def rule_scores(text: str) -> dict[str, float]:
     """Category scores from the rules for one text (categories with no hit are absent)."""
     norm = normalize(text)
-    views = (norm, _deleet(norm))
+    folded = fold(norm)
+    deleet = _deleet(norm)
+    views = ((norm, folded), (deleet, fold(deleet)))
     out: dict[str, float] = {}
 
     def hit(cat: str, score: float) -> None:
         if score > out.get(cat, 0.0):
             out[cat] = score
 
-    def any_view(rx: re.Pattern[str]) -> bool:
-        return any(rx.search(v) for v in views)
+    def any_view(rx: Prefiltered) -> bool:
+        return any(rx.search(v, f) for v, f in views)
 
-    protective = _PROTECTIVE.search(norm) is not None
-    if _CSAM_DIRECT.search(norm):
+    protective = _PROTECTIVE.search(norm, folded) is not None
+    if _CSAM_DIRECT.search(norm, folded):
         hit("sexual/minors", 0.3 if protective else 1.0)
-    minor = _MINOR.search(norm) is not None
-    if minor and any_view(_SEX_STRONG) and not protective:
-        hit("sexual/minors", 0.97)
-    elif minor and any_view(_SEX_WEAK) and not protective:
-        hit("sexual/minors", 0.8)
-    if _GROOM.search(norm) and not protective:
+    # _MINOR last: it is slow and its literals ("ur ", "ten") are in most long texts.
+    if not protective:
+        strong = any_view(_SEX_STRONG)
+        if (strong or any_view(_SEX_WEAK)) and _MINOR.search(norm, folded):
+            hit("sexual/minors", 0.97 if strong else 0.8)
+    if _GROOM.search(norm, folded) and not protective:
         hit("sexual/minors", 0.95)
 
     if any_view(_SH_INTENT) or any_view(_SH_METHOD):
-        hit("self-harm", 0.4 if _SH_ACCIDENT.search(norm) else 0.95)
+        hit("self-harm", 0.4 if _SH_ACCIDENT.search(norm, folded) else 0.95)
     if any_view(_ED):
         hit("self-harm", 0.9)
 
@@ -236,23 +243,23 @@ def rule_scores(text: str) -> dict[str, float]:
         hit("harassment", 0.8)
     if any_view(_HOWTO_KILL):
         hit("violence", 0.9)
-    if _WEAPON_MAKE.search(norm) and not _BATH.search(norm):
+    if _WEAPON_MAKE.search(norm, folded) and not _BATH.search(norm, folded):
         hit("violence", 0.95)
         hit("illicit", 0.9)
-    if _MASS.search(norm):
+    if _MASS.search(norm, folded):
         hit("violence", 0.95)
 
-    if _DRUG_MAKE.search(norm):
+    if _DRUG_MAKE.search(norm, folded):
         hit("illicit", 0.9)
-    if _CYBER.search(norm) and not _DEFENSIVE.search(norm):
+    if _CYBER.search(norm, folded) and not _DEFENSIVE.search(norm, folded):
         hit("illicit", 0.85)
-    if _WEAPON_ILLICIT.search(norm):
+    if _WEAPON_ILLICIT.search(norm, folded):
         hit("illicit", 0.85)
         hit("violence", 0.8)
 
     if any_view(_SLURS):
         hit("hate", 0.9)
-    if _EXTERMINATE.search(norm):
+    if _EXTERMINATE.search(norm, folded):
         hit("hate", 0.95)
         hit("violence", 0.9)
     if any_view(_TELL_DIE):
