@@ -26,7 +26,7 @@ from guardstream.detectors.injection.normalize import MAX_SCAN_CHARS, normalize,
 from guardstream.detectors.moderation import rules
 from guardstream.text.prefilter import Prefiltered, fold, ignores_case, required_literals
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 
 # --- derivation on hand-picked patterns --------------------------------------------------
 # (pattern, flags, expected literals as a set, or None for "no filter")
