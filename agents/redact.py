@@ -6,12 +6,17 @@ in one batch with one placeholder numbering, so `<EMAIL_ADDRESS_1>` means the sa
 everywhere in the request. With `reversible: true` the placeholder->value map is kept in
 Redis under the request id for a short TTL (never in a topic, never logged) so the output
 stage can restore the values in the final answer.
+
+Finding runs through a `Batcher`: the texts of requests that arrive while the engine is
+busy are analysed in one call (spaCy NER is cheaper per text in a batch); placeholders
+are then applied per request.
 """
 
 from __future__ import annotations
 
 from guardstream.agents.base import Stage, Verdict
-from guardstream.detectors.pii import PiiEngine, PlaceholderState, Redaction
+from guardstream.batching import Batcher
+from guardstream.detectors.pii import PiiEngine, PiiSpan, PlaceholderState, Redaction
 from guardstream.detectors.pii.policy import pii_config_from_policy
 from guardstream.models import ChatMessage, Envelope, Finding
 
@@ -38,6 +43,9 @@ class RedactStage(Stage):
             lambda: PiiEngine(pii_config_from_policy(config)))
         self._operators = {entity: spec.kind for entity, spec in
                            self.engine.config.operators.items()}
+        self._finder: Batcher[str, list[PiiSpan]] = Batcher(
+            self.engine.analyze_many, self.resources.run_cpu,
+            max_items=max(1, self.settings.agent_concurrency))
         key = self.settings.redact_key
         self._hmac_key = key.encode() if key else None
         self._encrypt_key = key or None
@@ -48,9 +56,13 @@ class RedactStage(Stage):
         targets = [i for i, m in enumerate(messages) if m.role in policy.roles and m.content]
         if not targets:
             return Verdict.passed(envelope)
+        texts = [messages[i].content for i in targets]
+        found = await self._finder.submit(texts)
+        if not any(found):
+            return Verdict.passed(envelope)
         state = PlaceholderState()
         redactions: list[Redaction] = await self.resources.run_cpu(
-            self._redact, [messages[i].content for i in targets], state)
+            self._redact, texts, found, state)
         new_messages = list(messages)
         findings: list[Finding] = []
         for index, redaction in zip(targets, redactions, strict=True):
@@ -71,9 +83,10 @@ class RedactStage(Stage):
                 findings.append(vault_finding)
         return Verdict.passed(updated, tuple(findings))
 
-    def _redact(self, texts: list[str], state: PlaceholderState) -> list[Redaction]:
-        return self.engine.redact_many(texts, state, hmac_key=self._hmac_key,
-                                       encrypt_key=self._encrypt_key)
+    def _redact(self, texts: list[str], found: list[list[PiiSpan]],
+                state: PlaceholderState) -> list[Redaction]:
+        return self.engine.apply(texts, found, state, hmac_key=self._hmac_key,
+                                 encrypt_key=self._encrypt_key)
 
     def _action(self, entity: str) -> str:
         kind = self._operators.get(entity) or self._operators.get("DEFAULT") or "replace"

@@ -101,3 +101,23 @@ async def test_vault_unavailable_still_redacts() -> None:
     assert "carol@example.net" not in verdict.envelope.request.messages[0].content
     assert verdict.envelope.vault is False
     assert any(f.type == "vault_unavailable" for f in verdict.findings)
+
+
+async def test_concurrent_requests_share_ner_batches_and_keep_their_own_placeholders() -> None:
+    import asyncio
+
+    from tests.agents_support import _STAGES
+
+    texts = [f"Hi, I'm Maria Garcia, write to maria{i}@example.com or bob{i}@example.org"
+             for i in range(6)] + BENIGN
+    alone = [await run_stage("redact", envelope_of(t)) for t in texts]
+    stage = _STAGES["redact"]
+    assert isinstance(stage, RedactStage)
+    before = stage._finder.batches
+    together = await asyncio.gather(*(stage.process(envelope_of(t)) for t in texts))
+    assert stage._finder.batches - before < len(texts)
+    for one, other in zip(alone, together, strict=True):
+        assert other.envelope.request.messages == one.envelope.request.messages
+        assert other.findings == one.findings
+    assert together[0].envelope.request.messages[0].content == (
+        "Hi, I'm <PERSON_1>, write to <EMAIL_ADDRESS_1> or <EMAIL_ADDRESS_2>")

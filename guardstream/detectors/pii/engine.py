@@ -288,11 +288,23 @@ class PiiEngine:
         encrypt_key: str | None = None,
     ) -> list[Redaction]:
         """Redact several texts (e.g. the messages of one request) sharing ``state``."""
+        return self.apply(texts, self._analyze_batch(list(texts)), state,
+                          hmac_key=hmac_key, encrypt_key=encrypt_key)
+
+    def apply(
+        self,
+        texts: Sequence[str],
+        found: Sequence[list[PiiSpan]],
+        state: PlaceholderState | None = None,
+        *,
+        hmac_key: bytes | None = None,
+        encrypt_key: str | None = None,
+    ) -> list[Redaction]:
+        """Redact texts whose findings ``analyze_many`` already made (one ``state``)."""
         state = state if state is not None else PlaceholderState()
-        spans = self._analyze_batch(list(texts))
         return [
             self._redact_with(t, s, state, hmac_key, encrypt_key)
-            for t, s in zip(texts, spans, strict=True)
+            for t, s in zip(texts, found, strict=True)
         ]
 
     def _redact_with(
