@@ -28,7 +28,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from guardstream.agents.base import Stage, Verdict
-from guardstream.detectors.pii import PiiEngine
+from guardstream.batching import Batcher
+from guardstream.detectors.pii import PiiEngine, PiiSpan
 from guardstream.detectors.pii.policy import pii_config_from_policy
 from guardstream.models import Envelope, Finding
 from guardstream.moderation import (
@@ -79,6 +80,7 @@ class OutputStage(Stage):
         self._config = self.policy.stages.output
         self._block = blocking_categories(self.policy.stages.moderate)
         self._filter: OutputFilter | None = None
+        self._pii_finder: Batcher[str, list[PiiSpan]] | None = None
         self._backend: ModerationBackend | None = None
 
     async def start(self) -> None:
@@ -101,6 +103,10 @@ class OutputStage(Stage):
                     self.resources.shared, PII_ENGINE_KEY,
                     lambda: PiiEngine(pii_config_from_policy(redact)))
             self._filter = OutputFilter(self._config, engine)
+            if engine is not None:
+                # Answers of requests in flight together share NER batches (see redact).
+                self._pii_finder = Batcher(engine.analyze_many, self.resources.run_cpu,
+                                           max_items=max(1, self.settings.agent_concurrency))
         return self._filter
 
     async def _ensure_backend(self) -> ModerationBackend:
@@ -155,7 +161,7 @@ class OutputStage(Stage):
             output_filter.run, text, canary=envelope.canary,
             system_prompts=[m.content for m in messages if m.role == "system"],
             user_texts=[m.content for m in messages if m.role == "user"])
-        filtering = self.resources.run_cpu(run)
+        filtering = self._filtered(run, text)
         if self._config.moderation == "off" or not text.strip():
             return await filtering, None
         backend = await self._ensure_backend()
@@ -163,6 +169,12 @@ class OutputStage(Stage):
         assessment = assess(outcomes, [None], stage=self.name, block=self._block,
                             configured_backend=self.policy.stages.moderate.backend)
         return outcome, assessment
+
+    async def _filtered(self, run: functools.partial[FilterOutcome],
+                        text: str) -> FilterOutcome:
+        finder = self._pii_finder
+        pii = (await finder.submit([text]))[0] if finder is not None else None
+        return await self.resources.run_cpu(functools.partial(run, pii=pii))
 
     def _blocked(self, envelope: Envelope, outcome: FilterOutcome,
                  assessment: Assessment | None, findings: tuple[Finding, ...]

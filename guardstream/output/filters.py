@@ -28,7 +28,7 @@ from guardstream.output.pii import classify_pii_spans
 from guardstream.output.spans import CATEGORIES, CATEGORY_REASONS, Category, Span
 
 if TYPE_CHECKING:
-    from guardstream.detectors.pii import PiiEngine
+    from guardstream.detectors.pii import PiiEngine, PiiSpan
     from guardstream.policy import OutputPolicy
 
 __all__ = ["Action", "FilterOutcome", "Flagged", "OutputFilter", "placeholder"]
@@ -92,12 +92,18 @@ class OutputFilter:
         return self.actions[category] != "off"
 
     def scan(self, text: str, *, canary: str | None = None,
-             system_prompts: Sequence[str] = (), user_texts: Sequence[str] = ()) -> list[Span]:
-        """Every span the enabled detectors find (overlapping, unmerged)."""
+             system_prompts: Sequence[str] = (), user_texts: Sequence[str] = (),
+             pii: Sequence[PiiSpan] | None = None) -> list[Span]:
+        """Every span the enabled detectors find (overlapping, unmerged).
+
+        `pii`: the PII engine's findings for `text` when the caller already has them
+        (the output stage batches them across requests); found here otherwise.
+        """
         spans: list[Span] = []
         hosts = self.policy.allowed_hosts
         if self.pii_engine is not None and self.needs_pii_engine:
-            spans += classify_pii_spans(text, self.pii_engine.analyze(text))
+            found = self.pii_engine.analyze(text) if pii is None else pii
+            spans += classify_pii_spans(text, found)
         if self._on("internal_urls"):
             spans += find_internal_urls(text, hosts)
         if self._on("private_ips"):
@@ -135,10 +141,10 @@ class OutputFilter:
         return FilterOutcome("".join(pieces), tuple(flagged), ())
 
     def run(self, text: str, *, canary: str | None = None,
-            system_prompts: Sequence[str] = (), user_texts: Sequence[str] = ()
-            ) -> FilterOutcome:
+            system_prompts: Sequence[str] = (), user_texts: Sequence[str] = (),
+            pii: Sequence[PiiSpan] | None = None) -> FilterOutcome:
         return self.apply(text, self.scan(text, canary=canary, system_prompts=system_prompts,
-                                          user_texts=user_texts))
+                                          user_texts=user_texts, pii=pii))
 
 
 def _merge(spans: list[Span], actions: dict[Category, Action]) -> list[Span]:

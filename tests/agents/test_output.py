@@ -6,6 +6,7 @@ stage's `Resources` (as the process would share them); Redis is the real one (`r
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -222,3 +223,20 @@ async def test_vault_unreachable_keeps_placeholders(tmp_path: Path, engine: PiiE
     assert verdict.decision is Decision.PASS
     assert verdict.envelope.output == "Hello <PERSON_1>."
     assert [(f.type, f.action) for f in verdict.findings] == [("vault_unavailable", "skipped")]
+
+
+async def test_answers_in_flight_together_share_pii_batches(stage_for: Any) -> None:
+    answers = [f"Sure, Maria Garcia can be reached at maria{i}@corp-mail.net." for i in range(5)]
+    answers += ["The capital of France is Paris.", "Call our office at +44 20 7946 0958."]
+    async with stage_for() as stage:
+        alone = [await stage.process(envelope(a, request_id=f"r-alone-{i}"))
+                 for i, a in enumerate(answers)]
+        assert stage._pii_finder is not None
+        before = stage._pii_finder.batches
+        together = await asyncio.gather(*(stage.process(envelope(a, request_id=f"r-tog-{i}"))
+                                          for i, a in enumerate(answers)))
+        assert stage._pii_finder.batches - before < len(answers)
+    for one, other in zip(alone, together, strict=True):
+        assert (other.decision, other.envelope.output) == (one.decision, one.envelope.output)
+        assert other.findings == one.findings
+    assert "maria0@corp-mail.net" not in (together[0].envelope.output or "")
