@@ -3,7 +3,7 @@
 Measured with py-spy on a 7-hop pass-through chain of Faust agents (`guardstream bench`,
 `guardstream.bench.chains`), 2 cores, Tansu broker: a hop cost ~0.25 ms of CPU per record
 against ~0.014-0.02 ms for a plain aiokafka consume/produce loop; with what is here it costs
-~0.06 ms (docs/performance.md has the runs). Where it went:
+~0.05 ms (docs/performance.md has the runs). Where it went:
 
 - 0.146 -> 0.080 ms per hop: the fetch loop hands each record to its stream with
   `wait_first(callback(message), suspend_flow.wait())`, four tasks, an `asyncio.wait` and
@@ -16,6 +16,10 @@ against ~0.014-0.02 ms for a plain aiokafka consume/produce loop; with what is h
   bytes straight to the app's producer (same producer, same errors, same returned
   future) and keeps Faust's path for anything else (schemas, callbacks, attachments).
 - ~3%: decoding raw records through the serializer registry; `FastTopic._compile_decode`.
+- ~0.055 -> 0.050 ms, chain 1,890 -> 2,470 records/s: `Topic.send` asks
+  `app.maybe_start_producer()` for the producer on every send, a `stampede` wrapper that
+  yields to the event loop two or three times per call. `FastTopic.send` keeps the app's
+  producer once it runs (not when transactional) and asks again only if it stops.
 - ~3%: before every record the conductor awaits `producer.buffer.wait_until_ebb()`, whose
   `size` reads `conf.producer_threaded` through Faust's settings registry each time.
   `_Producer` gives an unthreaded producer (ours) a buffer that skips the lookup.
