@@ -66,3 +66,61 @@ def test_windowed_ner_finds_names_in_long_text(engine: PiiEngine, name: str) -> 
                for s in spans)
     short = engine.analyze(f"Please forward this to {name} in accounting.")
     assert [s.entity_type for s in short] == [s.entity_type for s in spans]
+
+
+# Texts that each street and generic-secret pattern matches, and near misses.
+_TRIGGERED = [
+    "ship it to 742 Evergreen Terrace, Springfield, IL 62704",
+    "Flat 17\nJanet Meadows, London", "I moved to Hauptstraße 5.", "Kerkstraat 12a, Utrecht",
+    "adresse: 12, rue de la Paix", "écrivez-moi rue Victor Hugo à Lyon",
+    "la oficina está en Calle Mayor 3", "Via Roma 10, Milano",
+    "the api key is sk_9f8e7d6c5b4a39281706f5e4d3c2b1a0", "token: a8F3kL9qPz2Xw7Vb5Nm1Rt6Y",
+    "Authorization: Bearer abcdefghijklmnop1234567890",
+    "client_secret=Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2", "authentication happens before the release",
+    "the place where we met", "We placed 3 orders at the café on the avenue",
+]
+
+
+def _analysis(engine: PiiEngine, texts: list[str]) -> list[list[tuple[str, int, int]]]:
+    return [[(s.entity_type, s.start, s.end) for s in spans]
+            for spans in engine.analyze_many(texts)]
+
+
+def test_triggers_never_change_the_findings(engine: PiiEngine) -> None:
+    from guardstream.bench.mix import build_mix
+
+    texts = _TRIGGERED + _TEXTS + [m["content"] for r in build_mix(120, run_id="t")
+                                   for m in r.body["messages"]]
+    with_triggers = _analysis(engine, texts)
+    saved, engine._triggers = engine._triggers, {}
+    try:
+        without = _analysis(engine, texts)
+    finally:
+        engine._triggers = saved
+    assert with_triggers == without
+    found = {t for spans in with_triggers[: len(_TRIGGERED)] for t, _, _ in spans}
+    assert {"STREET_ADDRESS", "API_KEY"} <= found  # the table exercises both triggers
+
+
+def test_deny_list_entities_bypass_triggers() -> None:
+    from guardstream.detectors.pii import PiiConfig
+
+    denied = PiiEngine(PiiConfig(deny_list={"STREET_ADDRESS": ("Wisteria Lane",),
+                                            "EMAIL_ADDRESS": ("the boss's inbox",)}))
+    spans = denied.analyze("send it to Wisteria Lane or to the boss's inbox")
+    assert {s.entity_type for s in spans} == {"STREET_ADDRESS", "EMAIL_ADDRESS"}
+
+
+def test_lazy_artifacts_equal_presidio_eager_lists(engine: PiiEngine) -> None:
+    from presidio_analyzer.nlp_engine import NlpArtifacts
+
+    nlp = engine._nlp
+    for text in ["Call me at 555-0100, Maria.", "pass: hunter2 :: done", ""]:
+        lazy = nlp.process_text(text, "en")
+        doc = lazy.tokens
+        eager = NlpArtifacts(entities=lazy.entities, tokens=doc,
+                             tokens_indices=[t.idx for t in doc],
+                             lemmas=[t.lower_ for t in doc], nlp_engine=nlp,
+                             language="en", scores=lazy.scores)
+        assert (lazy.tokens_indices, lazy.lemmas, lazy.keywords) == (
+            eager.tokens_indices, eager.lemmas, eager.keywords)

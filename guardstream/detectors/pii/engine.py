@@ -65,7 +65,9 @@ _ID_CUE = re.compile(
 _ID_CUE_TYPES = frozenset({"PHONE_NUMBER", "US_SSN", "IP_ADDRESS"})
 # Cheap triggers: a recognizer whose trigger is absent from the text cannot match, so
 # its entity is not even requested from Presidio (saves most of the regex work on
-# ordinary chat text). Entities without a trigger always run.
+# ordinary chat text). Entities without a trigger always run, and so do entities that a
+# configured deny list also names (a deny-list word need not contain the trigger).
+# tests/detectors/test_fast_paths.py checks each trigger against its recognizer.
 _TRIGGERS: dict[str, re.Pattern[str]] = {
     "EMAIL_ADDRESS": re.compile(r"@"),
     "PHONE_NUMBER": re.compile(r"\d{2}"),
@@ -82,7 +84,16 @@ _TRIGGERS: dict[str, re.Pattern[str]] = {
     "STRIPE_KEY": re.compile(r"_live_|_test_|whsec_"),
     "JWT": re.compile(r"eyJ"),
     "PRIVATE_KEY": re.compile(r"PRIVATE KEY"),
-    "API_KEY": re.compile(r"(?i)key|token|secret|bearer|auth"),
+    # The cue words of GsGenericSecretRecognizer, as whole words ("authentication" is none).
+    "API_KEY": re.compile(
+        r"(?i)\b(?:api[_\- ]?key|api[_\- ]?token|access[_\- ]?token|auth[_\- ]?token|"
+        r"secret[_\- ]?key|client[_\- ]?secret|secret|token|bearer|x-api-key|"
+        r"aws_secret_access_key|private[_\- ]?token)\b"
+    ),
+    # Every street pattern has a house number, except French "rue Victor Hugo" and kin.
+    "STREET_ADDRESS": re.compile(
+        r"\d|(?<!\w)(?:rue|avenue|boulevard|impasse|allée|chemin|place|quai)[ \t]"
+    ),
     "PASSWORD": re.compile(r"(?i)pass|pwd|pw\b|://"),
 }
 _NER_TYPES = frozenset({"PERSON", "LOCATION"})
@@ -190,6 +201,8 @@ class PiiEngine:
             )
             entities.add(etype)
         self._entities = sorted(entities)
+        self._triggers = {e: rx for e, rx in _TRIGGERS.items()
+                          if e not in self.config.deny_list}
         self._analyzer = AnalyzerEngine(
             registry=registry,
             nlp_engine=self._nlp,
@@ -217,7 +230,8 @@ class PiiEngine:
         out: list[list[PiiSpan]] = []
         for text, art in zip(texts, artifacts, strict=True):
             wanted = [
-                e for e in self._entities if (t := _TRIGGERS.get(e)) is None or t.search(text)
+                e for e in self._entities
+                if (t := self._triggers.get(e)) is None or t.search(text)
             ]
             raw = self._analyzer.analyze(
                 text=text,

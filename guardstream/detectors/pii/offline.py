@@ -38,6 +38,7 @@ from threadpoolctl import threadpool_limits
 
 __all__ = [
     "SPACY_MODEL_PACKAGE",
+    "LazyNlpArtifacts",
     "SlimNerSpacyEngine",
     "build_nlp_engine",
     "install_offline_tldextract",
@@ -254,20 +255,44 @@ class SlimNerSpacyEngine(SpacyNlpEngine):
         return out
 
     def _doc_to_nlp_artifact(self, doc: Doc, language: str) -> NlpArtifacts:
-        # No lemmatizer in the slim pipeline: lower-cased tokens stand in for lemmas so
-        # that Presidio's context enhancer still sees the surrounding words.
         entities = self._get_entities(doc)
         score = self.ner_model_configuration.default_score or 0.85
         entities, scores = self._get_updated_entities(entities, [score] * len(entities))
-        return NlpArtifacts(
-            entities=entities,
-            tokens=doc,
-            tokens_indices=[t.idx for t in doc],
-            lemmas=[t.lower_ for t in doc],
-            nlp_engine=self,
-            language=language,
-            scores=scores,
-        )
+        return LazyNlpArtifacts(doc, entities, scores, self, language)
+
+
+class LazyNlpArtifacts(NlpArtifacts):
+    """``NlpArtifacts`` whose per-token lists are built on first use.
+
+    Presidio's constructor walks every token three times (offsets, lemmas, then keywords
+    with a stopword and punctuation test each), but only its context enhancer reads those
+    lists, and only for a text with a finding to enhance: most texts have none. Creating
+    spaCy ``Token`` objects for them was ~10% of the redact stage on long texts. The lists,
+    once built, are exactly what Presidio's constructor would have built (no lemmatizer in
+    the slim pipeline: lower-cased tokens stand in for lemmas, enough for Presidio's
+    substring context matching).
+    """
+
+    def __init__(self, doc: Doc, entities: list[Span], scores: list[float],
+                 nlp_engine: SlimNerSpacyEngine, language: str) -> None:
+        # NlpArtifacts.__init__ is skipped on purpose: it builds the lists eagerly.
+        self.entities = entities
+        self.tokens = doc
+        self.nlp_engine = nlp_engine
+        self.language = language
+        self.scores = scores if scores else [0.85] * len(entities)
+
+    @functools.cached_property
+    def tokens_indices(self) -> list[int]:  # type: ignore[override]
+        return [t.idx for t in self.tokens]
+
+    @functools.cached_property
+    def lemmas(self) -> list[str]:  # type: ignore[override]
+        return [t.lower_ for t in self.tokens]
+
+    @functools.cached_property
+    def keywords(self) -> list[str]:  # type: ignore[override]
+        return NlpArtifacts.set_keywords(self.nlp_engine, self.lemmas, self.language)
 
 
 def _use_numpy_matmul(model: Any) -> None:
