@@ -88,7 +88,8 @@ class LlmStage(Stage):
         base_url = settings.openai_base_url
         self.client = LlmClient(base_url=base_url, keys=keys,
                                 breaker=breakers.get(base_url or OPENAI_DEFAULT_UPSTREAM),
-                                retry=retry, max_concurrency=self.cfg.max_concurrency)
+                                retry=retry, max_concurrency=self.cfg.max_concurrency,
+                                http_client=self.cfg.http_client)
         self.idempotency = IdempotencyStore(self.resources.redis(),
                                             prefix=settings.topic_prefix,
                                             ttl_seconds=self.cfg.idempotency_ttl_seconds,

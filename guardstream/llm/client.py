@@ -18,8 +18,9 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+import aiohttp
 import openai
 from openai.types.chat import ChatCompletion
 
@@ -103,6 +104,7 @@ class LlmClient:
 
     def __init__(self, *, base_url: str | None, keys: KeyProvider, breaker: CircuitBreaker,
                  retry: RetryPolicy, max_concurrency: int = 32,
+                 http_client: Literal["aiohttp", "httpx"] = "aiohttp",
                  sleep: Callable[[float], Any] = asyncio.sleep) -> None:
         self.base_url = base_url
         self.keys = keys
@@ -110,6 +112,7 @@ class LlmClient:
         self.retry = retry
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._sleep = sleep
+        self.http_client = http_client
         self._client: openai.AsyncOpenAI | None = None
         self._client_key: str | None = None
         self.in_flight = 0
@@ -117,9 +120,12 @@ class LlmClient:
     def _sdk(self, key: str) -> openai.AsyncOpenAI:
         """The SDK client for `key`; a rotated key gets a copy sharing the HTTP pool."""
         if self._client is None:
+            transport = (openai.DefaultAioHttpClient() if self.http_client == "aiohttp"
+                         else openai.DefaultAsyncHttpxClient())
             self._client = openai.AsyncOpenAI(base_url=self.base_url, api_key=key,
                                               max_retries=0,
-                                              timeout=self.retry.timeout_seconds)
+                                              timeout=self.retry.timeout_seconds,
+                                              http_client=transport)
             self._client_key = key
         elif key != self._client_key:
             self._client = self._client.with_options(api_key=key)
@@ -179,18 +185,17 @@ class LlmClient:
                     f"the provider failed ({status}) after {sent} attempt(s)",
                     retry_after_seconds=_seconds(wait) if wait is not None else None,
                     status=status)
-            except openai.APITimeoutError:
+            except openai.APITimeoutError as exc:
                 self.breaker.record_failure()
                 wait = None
-                failure = UpstreamTimedOut(
+                failure = (UpstreamTimedOut(
                     "upstream_timeout",
                     f"the provider did not answer within {self.retry.timeout_seconds:g} s")
+                    if _timed_out(exc) else _unreachable(exc))
             except openai.APIConnectionError as exc:
                 self.breaker.record_failure()
                 wait = None
-                failure = UpstreamFailure(
-                    "upstream_error",
-                    f"could not reach the provider ({type(exc.__cause__ or exc).__name__})")
+                failure = _unreachable(exc)
             except (openai.APIError, _UnusableAnswer) as exc:  # an answer that does not parse
                 self.breaker.record_success()
                 raise UpstreamFailure("upstream_error", "the provider's answer was unusable "
@@ -253,6 +258,36 @@ class LlmClient:
         except (AttributeError, TypeError, IndexError, ValueError):
             # Not a chat completion (a proxy's HTML page, an empty `choices`).
             raise _UnusableAnswer from None
+
+
+def _unreachable(exc: BaseException) -> UpstreamFailure:
+    root = _root_cause(exc)
+    return UpstreamFailure("upstream_error",
+                           f"could not reach the provider ({type(root).__name__})")
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    out = [exc]
+    while (nxt := exc.__cause__ or exc.__context__) is not None and nxt not in out:
+        out.append(nxt)
+        exc = nxt
+    return out
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    return _chain(exc)[-1]
+
+
+def _timed_out(exc: openai.APITimeoutError) -> bool:
+    """Whether a timeout error really is one.
+
+    The SDK's aiohttp transport maps every `aiohttp.ClientConnectionError` (a refused
+    connection, a dropped one) to httpx's `ConnectTimeout`, which the SDK reports as
+    `APITimeoutError`. Behind aiohttp, only a `TimeoutError` in the chain is a timeout.
+    """
+    chain = _chain(exc)
+    return (not any(isinstance(e, aiohttp.ClientError) for e in chain)
+            or any(isinstance(e, TimeoutError) for e in chain))
 
 
 class _UnusableAnswer(Exception):

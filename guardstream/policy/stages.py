@@ -161,6 +161,9 @@ class LlmPolicy(Section):
     key_refresh_seconds: float = Field(default=300.0, gt=0)
     # Newer OpenAI models (o-series, gpt-5) take max_completion_tokens instead.
     max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    # The openai SDK's HTTP transport: its aiohttp one (DefaultAioHttpClient) costs ~20%
+    # less CPU per call than its default httpx one; both honour HTTP(S)_PROXY.
+    http_client: Literal["aiohttp", "httpx"] = "aiohttp"
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
 
 

@@ -10,6 +10,7 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -34,10 +35,11 @@ FAST = RetryPolicy(timeout_seconds=3.0, max_retries=3, backoff_base_seconds=0.01
 
 
 def client(base_url: str, *, keys: KeyProvider | None = None, retry: RetryPolicy = FAST,
-           breaker: CircuitBreaker | None = None, concurrency: int = 8) -> LlmClient:
+           breaker: CircuitBreaker | None = None, concurrency: int = 8,
+           http_client: Literal["aiohttp", "httpx"] = "aiohttp") -> LlmClient:
     return LlmClient(base_url=base_url, keys=keys or StaticKeyProvider(KEY_A),
                      breaker=breaker or CircuitBreaker(base_url, failure_threshold=50),
-                     retry=retry, max_concurrency=concurrency)
+                     retry=retry, max_concurrency=concurrency, http_client=http_client)
 
 
 def call(text: str = "hello dev model", **kw: object) -> ChatCall:
@@ -129,11 +131,12 @@ async def test_other_4xx_are_not_retried(dev: DevControl, status: int) -> None:
     assert dev.stats()["total_calls"] == 1
 
 
-async def test_timeout(dev: DevControl) -> None:
+@pytest.mark.parametrize("http_client", ["aiohttp", "httpx"])
+async def test_timeout(dev: DevControl, http_client: Literal["aiohttp", "httpx"]) -> None:
     dev.steer(delay_seconds=1.5)
     retry = RetryPolicy(timeout_seconds=0.3, max_retries=1, backoff_base_seconds=0.01,
                         backoff_max_seconds=0.02)
-    llm = client(dev.base_url, retry=retry)
+    llm = client(dev.base_url, retry=retry, http_client=http_client)
     started = time.monotonic()
     with pytest.raises(UpstreamTimedOut) as info:
         await llm.complete(call())
@@ -144,10 +147,13 @@ async def test_timeout(dev: DevControl) -> None:
     assert dev.stats()["total_calls"] == 2
 
 
-async def test_connection_refused_is_retried_then_reported() -> None:
+@pytest.mark.parametrize("http_client", ["aiohttp", "httpx"])
+async def test_connection_refused_is_retried_then_reported(
+        http_client: Literal["aiohttp", "httpx"]) -> None:
+    # The SDK's aiohttp transport reports a refused connection as a timeout; it is not one.
     base = f"http://127.0.0.1:{free_port()}/v1"
     breaker = CircuitBreaker(base, failure_threshold=50)
-    llm = client(base, breaker=breaker)
+    llm = client(base, breaker=breaker, http_client=http_client)
     with pytest.raises(UpstreamFailure) as info:
         await llm.complete(call())
     await llm.close()
