@@ -64,6 +64,14 @@ def render(reports: list[dict[str, Any]]) -> list[str]:
                f"faust-streaming {meta['faust']}, aiokafka {meta['aiokafka']}; load average "
                f"before/after the last run {meta['load_before'][0]} / "
                f"{meta.get('load_after', ['?'])[0]} (shared machine).")
+    speeds = [r["meta"][k] for r in reports for k in ("speed_before", "speed_after")
+              if k in r["meta"]]
+    if speeds:
+        py = sorted(s["python_ms"] for s in speeds)
+        mm = sorted(s["matmul_ms"] for s in speeds)
+        out.append(f"Machine speed during the runs (`guardstream.bench.calibrate`, CPU ms of "
+                   f"fixed workloads, lower is faster): Python {py[0]:g}-{py[-1]:g}, "
+                   f"float32 matmul {mm[0]:g}-{mm[-1]:g}.")
     out.append("")
     runs = len(reports)
     head = "| metric | " + " | ".join(f"run {i + 1}" for i in range(runs))

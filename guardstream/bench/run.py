@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from guardstream.bench import stats
+from guardstream.bench.calibrate import calibrate
 from guardstream.bench.chainrun import run_chain
 from guardstream.bench.mix import build_mix, mix_counts
 from guardstream.bench.pipeline_run import PipelineRun, run_pipeline
@@ -258,7 +259,8 @@ def _machine() -> dict[str, Any]:
             "cores": os.cpu_count(), "python": platform.python_version(),
             "platform": platform.platform(),
             "faust": version("faust-streaming"), "aiokafka": version("aiokafka"),
-            "load_before": [round(x, 2) for x in os.getloadavg()]}
+            "load_before": [round(x, 2) for x in os.getloadavg()],
+            "speed_before": calibrate()}
 
 
 def run_bench(settings: Settings, options: BenchOptions) -> dict[str, Any]:
@@ -311,6 +313,7 @@ def run_bench(settings: Settings, options: BenchOptions) -> dict[str, Any]:
     if options.extras:
         report["extras"] = _extras(settings, svc)
     report["meta"]["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    report["meta"]["speed_after"] = calibrate()
     report["targets"] = stats.check_targets(_measured(report))
     options.out_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
