@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -23,8 +26,12 @@ EXPORTER = InMemorySpanExporter()
 @pytest.fixture(scope="module", autouse=True)
 def _provider() -> None:
     # The global provider can be set once per process; an earlier test may have set it.
+    # Without an exporter configured, setup_telemetry installs none: these tests do.
     telemetry.setup_telemetry("guardstream-tests")
     provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        trace.set_tracer_provider(TracerProvider())
+        provider = trace.get_tracer_provider()
     assert isinstance(provider, TracerProvider)
     provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
 
@@ -60,3 +67,28 @@ def test_context_survives_a_kafka_header_round_trip() -> None:
     finished = {s.name: s for s in EXPORTER.get_finished_spans()}
     parent = finished["guardstream.redact"].parent
     assert parent is not None and parent.span_id == first.get_span_context().span_id
+
+
+_NO_EXPORTER = """
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from guardstream.telemetry import extract_context, inject_headers, setup_telemetry, stage_span
+setup_telemetry("t")
+assert not isinstance(trace.get_tracer_provider(), TracerProvider)
+incoming = [("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")]
+with stage_span("validate", "r-1", extract_context(incoming)):
+    out = dict(inject_headers())
+print(out["traceparent"].decode())
+with stage_span("validate", "r-2", extract_context([])):
+    print(len(inject_headers()))
+"""
+
+
+def test_without_an_exporter_spans_are_no_ops_that_pass_the_trace_on() -> None:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("OTEL_") and k != "GUARDSTREAM_TRACE_FILE"}
+    done = subprocess.run([sys.executable, "-c", _NO_EXPORTER], env=env, check=True,
+                          capture_output=True, text=True, timeout=60)
+    passed_on, fresh = done.stdout.split()
+    assert passed_on == "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    assert fresh == "0"  # no trace started where none came in
