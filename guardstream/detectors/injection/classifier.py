@@ -25,6 +25,8 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from guardstream.detectors.injection.normalize import normalize
 from guardstream.text.common_words import COMMON_WORDS
 from guardstream.text.ngrams import CharWbGrams
@@ -113,15 +115,19 @@ def _word_ngrams(text: str) -> list[str]:
     return grams
 
 
-def _part(counts: Mapping[int, int], idf: Sequence[float], weight: Sequence[float]) -> float:
-    """Dot product of the L2-normalised sublinear TF-IDF vector with the weights."""
-    dot = 0.0
-    sumsq = 0.0
-    for j, count in counts.items():
-        v = (1.0 + math.log(count)) * idf[j]
-        sumsq += v * v
-        dot += v * weight[j]
-    return dot / math.sqrt(sumsq) if sumsq else 0.0
+def _part(counts: Mapping[int, int], idf: np.ndarray, weight: np.ndarray) -> float:
+    """Dot product of the L2-normalised sublinear TF-IDF vector with the weights.
+
+    In numpy: a message has ~300 features, and a Python loop over them was ~2x slower.
+    """
+    if not counts:
+        return 0.0
+    n = len(counts)
+    idx = np.fromiter(counts.keys(), dtype=np.intp, count=n)
+    tf = np.fromiter(counts.values(), dtype=np.float64, count=n)
+    v = (np.log(tf) + 1.0) * idf[idx]
+    sumsq = float(v @ v)
+    return float(v @ weight[idx]) / math.sqrt(sumsq) if sumsq else 0.0
 
 
 class _Table:
@@ -131,8 +137,8 @@ class _Table:
 
     def __init__(self, rows: Mapping[str, Sequence[float]]) -> None:
         self.index: dict[str, int] = {t: j for j, t in enumerate(rows)}
-        self.idf = [float(v[0]) for v in rows.values()]
-        self.weight = [float(v[1]) for v in rows.values()]
+        self.idf = np.array([float(v[0]) for v in rows.values()], dtype=np.float64)
+        self.weight = np.array([float(v[1]) for v in rows.values()], dtype=np.float64)
 
     def counts(self, grams: Iterable[str]) -> dict[int, int]:
         index = self.index
