@@ -261,7 +261,7 @@ class LlmClient:
 
 
 def _unreachable(exc: BaseException) -> UpstreamFailure:
-    root = _root_cause(exc)
+    root = _chain(exc)[-1]
     return UpstreamFailure("upstream_error",
                            f"could not reach the provider ({type(root).__name__})")
 
@@ -272,10 +272,6 @@ def _chain(exc: BaseException) -> list[BaseException]:
         out.append(nxt)
         exc = nxt
     return out
-
-
-def _root_cause(exc: BaseException) -> BaseException:
-    return _chain(exc)[-1]
 
 
 def _timed_out(exc: openai.APITimeoutError) -> bool:
