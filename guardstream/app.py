@@ -33,7 +33,7 @@ from guardstream.models.request import usable_request_id
 from guardstream.resources import Resources
 from guardstream.runner import step
 from guardstream.settings import Settings
-from guardstream.telemetry import Metrics, extract_context, setup_telemetry
+from guardstream.telemetry import Metrics, setup_telemetry
 from guardstream.topics import TopicNames
 
 __all__ = ["ORIGIN_HEADER", "StageAgent", "create_app", "max_record_bytes"]
@@ -221,7 +221,7 @@ class StageAgent:
         origin = self._origin(source, headers, envelope.received_ms)
         try:
             outcome = await step(self.stage, envelope, is_last=self.topics.forward is None,
-                                 auditor=self.auditor, trace_parent=extract_context(headers),
+                                 auditor=self.auditor, trace_headers=headers,
                                  metrics=self.metrics)
         except Exception as exc:  # step() contains stage errors; this is a bug around them
             log.exception("stage %s: step failed for request %s", self.stage.name,

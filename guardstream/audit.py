@@ -18,10 +18,15 @@ class Auditor:
         # Without a configured key (development only; production refuses to start without
         # one) a per-process key keeps hashes unlinkable to guesses, at the cost of not
         # matching across processes.
-        self._key = settings.audit_hmac_key or b"guardstream-development-audit-key"
+        key = settings.audit_hmac_key or b"guardstream-development-audit-key"
+        # Keyed once: each hash copies the keyed state instead of re-deriving it.
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
 
     def user_hash(self, user_id: str) -> str:
-        return hmac.new(self._key, user_id.encode(), hashlib.sha256).hexdigest()[:24]
+        """HMAC-SHA256 of the user id under the audit key, first 24 hex digits."""
+        mac = self._keyed.copy()
+        mac.update(user_id.encode())
+        return mac.hexdigest()[:24]
 
     def stage_event(self, stage: str, envelope: Envelope, *, decision: str,
                     reason: str | None, latency_ms: float,

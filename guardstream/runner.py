@@ -10,13 +10,19 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-
-from opentelemetry.context import Context
+from typing import Any
 
 from guardstream.agents.base import Decision, Stage, Verdict
 from guardstream.audit import Auditor
 from guardstream.models import AuditEvent, Envelope, Result, Status
-from guardstream.telemetry import Metrics, inject_headers, stage_span
+from guardstream.telemetry import (
+    Metrics,
+    extract_context,
+    forward_trace_headers,
+    inject_headers,
+    stage_span,
+    stage_tracer,
+)
 
 __all__ = ["Outcome", "finish", "step"]
 
@@ -37,23 +43,24 @@ class Outcome:
 
 
 async def step(stage: Stage, envelope: Envelope, *, is_last: bool, auditor: Auditor,
-               trace_parent: Context | None = None, metrics: Metrics | None = None) -> Outcome:
-    with stage_span(stage.name, envelope.request_id, trace_parent) as span:
-        started = time.perf_counter()
-        try:
-            verdict = await stage.process(envelope)
-        except Exception as exc:
-            # Never the exception text: it may quote the request.
-            log.exception("stage %s raised %s", stage.name, type(exc).__name__,
-                          extra={"request_id": envelope.request_id, "stage": stage.name})
-            verdict = Verdict.error(envelope, "stage_error",
-                                    f"the {stage.name} stage failed ({type(exc).__name__})")
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        span.set_attribute("guardstream.decision", verdict.decision.value)
-        if verdict.reason:
-            span.set_attribute("guardstream.reason", verdict.reason)
-        span.set_attribute("guardstream.findings", len(verdict.findings))
-        headers = tuple(inject_headers())
+               trace_headers: Any = None, metrics: Metrics | None = None) -> Outcome:
+    """Run `stage` on `envelope`: the outcome, its audit events and the trace headers.
+
+    `trace_headers` are the incoming record's headers, whose trace context is the stage
+    span's parent; None in process, where the current context is.
+    """
+    if stage_tracer() is None:
+        verdict, elapsed_ms = await _decide(stage, envelope)
+        headers = forward_trace_headers(trace_headers)
+    else:
+        parent = extract_context(trace_headers) if trace_headers is not None else None
+        with stage_span(stage.name, envelope.request_id, parent) as span:
+            verdict, elapsed_ms = await _decide(stage, envelope)
+            span.set_attribute("guardstream.decision", verdict.decision.value)
+            if verdict.reason:
+                span.set_attribute("guardstream.reason", verdict.reason)
+            span.set_attribute("guardstream.findings", len(verdict.findings))
+            headers = tuple(inject_headers())
     if metrics is not None:
         metrics.record_stage(stage.name, verdict.decision.value, verdict.reason, elapsed_ms)
     updated = verdict.envelope.replace(
@@ -71,6 +78,19 @@ async def step(stage: Stage, envelope: Envelope, *, is_last: bool, auditor: Audi
         metrics.record_usage(result.usage.input_tokens, result.usage.output_tokens,
                              result.usage.cost_usd, updated.request.model)
     return Outcome(forward=None, result=result, audit=tuple(events), headers=headers)
+
+
+async def _decide(stage: Stage, envelope: Envelope) -> tuple[Verdict, float]:
+    started = time.perf_counter()
+    try:
+        verdict = await stage.process(envelope)
+    except Exception as exc:
+        # Never the exception text: it may quote the request.
+        log.exception("stage %s raised %s", stage.name, type(exc).__name__,
+                      extra={"request_id": envelope.request_id, "stage": stage.name})
+        verdict = Verdict.error(envelope, "stage_error",
+                                f"the {stage.name} stage failed ({type(exc).__name__})")
+    return verdict, (time.perf_counter() - started) * 1000
 
 
 def finish(envelope: Envelope, verdict: Verdict, stage_name: str) -> Result:

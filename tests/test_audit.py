@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import time
 
 import orjson
@@ -43,3 +44,11 @@ def test_user_hash_is_keyed() -> None:
     assert one.user_hash("alice") != one.user_hash("bob")
     plain = hashlib.sha256(b"alice").hexdigest()
     assert not plain.startswith(one.user_hash("alice"))
+
+
+def test_user_hash_is_hmac_sha256_of_the_id_under_the_audit_key() -> None:
+    # Pins the format: hashes in stored audit trails must stay comparable across releases.
+    auditor = Auditor(Settings.from_env({"GUARDSTREAM_AUDIT_KEY": "key-one"}))
+    for user in ("alice", "bob", "", "ünïcode-ユーザー"):
+        expected = hmac.new(b"key-one", user.encode(), hashlib.sha256).hexdigest()[:24]
+        assert auditor.user_hash(user) == expected

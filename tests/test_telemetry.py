@@ -14,13 +14,17 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from guardstream import telemetry
+from guardstream.agents import build_stage
+from guardstream.audit import Auditor
 from guardstream.models.codec import decode_request
 from guardstream.pipeline import LocalPipeline
 from guardstream.resources import Resources
+from guardstream.runner import step
 from guardstream.settings import Settings
 from guardstream.telemetry import extract_context, inject_headers, stage_span
 
 EXPORTER = InMemorySpanExporter()
+_PARENT = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -56,6 +60,26 @@ async def test_every_stage_span_of_a_request_shares_its_trace() -> None:
     assert all("SECRET-CONTENT-123" not in str(s.attributes) for s in spans)
 
 
+async def test_a_stage_span_is_the_child_of_the_record_s_trace_context() -> None:
+    EXPORTER.clear()
+    settings = Settings.from_env({})
+    stage = build_stage("validate", Resources(settings))
+    await stage.start()
+    envelope = decode_request(b'{"request_id": "r-9", "messages": [{"role": "user", '
+                              b'"content": "hello"}]}', received_ms=0.0)
+    incoming = [("guardstream-origin", b"0:1"), ("traceparent", _PARENT),
+                ("baggage", b"tenant=t1")]
+    outcome = await step(stage, envelope, is_last=False, auditor=Auditor(settings),
+                         trace_headers=incoming)
+    (span,) = [s for s in EXPORTER.get_finished_spans() if s.name == "guardstream.validate"]
+    assert span.parent is not None and format(span.parent.span_id, "016x") == "b7ad6b7169203331"
+    assert format(span.context.trace_id, "032x") == "0af7651916cd43dd8448eb211c80319c"
+    passed_on = dict(outcome.headers)["traceparent"].decode()
+    assert passed_on.split("-")[1] == "0af7651916cd43dd8448eb211c80319c"
+    assert passed_on.split("-")[2] == format(span.context.span_id, "016x")  # our span, next
+    assert dict(outcome.headers)["baggage"] == b"tenant=t1"
+
+
 def test_context_survives_a_kafka_header_round_trip() -> None:
     EXPORTER.clear()
     with stage_span("validate", "r-1") as first:
@@ -70,17 +94,46 @@ def test_context_survives_a_kafka_header_round_trip() -> None:
 
 
 _NO_EXPORTER = """
+import asyncio
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
-from guardstream.telemetry import extract_context, inject_headers, setup_telemetry, stage_span
+from guardstream.audit import Auditor
+from guardstream.models.codec import decode_request
+from guardstream.agents import build_stage
+from guardstream.resources import Resources
+from guardstream.runner import step
+from guardstream.runner import step
+from guardstream.settings import Settings
+from guardstream.telemetry import (extract_context, forward_trace_headers, inject_headers,
+                                   setup_telemetry, stage_span, stage_tracer)
 setup_telemetry("t")
 assert not isinstance(trace.get_tracer_provider(), TracerProvider)
-incoming = [("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")]
+assert stage_tracer() is None
+parent = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+origin = ("guardstream-origin", b"0:7")
+incoming = [origin, ("traceparent", parent), ("tracestate", b"vendor=x"),
+            ("baggage", b"tenant=t1")]
 with stage_span("validate", "r-1", extract_context(incoming)):
-    out = dict(inject_headers())
-print(out["traceparent"].decode())
-with stage_span("validate", "r-2", extract_context([])):
-    print(len(inject_headers()))
+    spanned = dict(inject_headers())
+assert dict(forward_trace_headers(incoming)) == spanned, (spanned, forward_trace_headers(incoming))
+assert forward_trace_headers([origin]) == () and forward_trace_headers(None) == ()
+
+async def main():
+    settings = Settings.from_env({})
+    stage = build_stage("validate", Resources(settings))
+    await stage.start()
+    env = decode_request(b'{"request_id": "r-1", "messages": [{"role": "user", '
+                         b'"content": "hi"}]}', received_ms=0.0)
+    passed = await step(stage, env, is_last=False, auditor=Auditor(settings),
+                        trace_headers=incoming)
+    fresh = await step(stage, env, is_last=False, auditor=Auditor(settings),
+                       trace_headers=[origin])
+    return dict(passed.headers), fresh.headers
+
+passed, fresh = asyncio.run(main())
+assert passed == spanned, passed
+print(passed["traceparent"].decode())
+print(len(fresh))
 """
 
 
