@@ -29,11 +29,13 @@ from __future__ import annotations
 import re
 import re._constants as _c
 import re._parser as _parser
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Prefiltered", "fold", "ignores_case", "required_literals"]
+import ahocorasick
+
+__all__ = ["PrefilterSet", "Prefiltered", "fold", "ignores_case", "required_literals"]
 
 #: Most strings an exact set may hold (cross products grow fast).
 _MAX_EXACT = 64
@@ -307,3 +309,56 @@ class Prefiltered:
         if self.may_match(text, folded):
             return self.pattern.search(text)
         return None
+
+
+class PrefilterSet:
+    """Which of several prefiltered patterns may match a text, from one pass over it.
+
+    ``Prefiltered.may_match`` costs one substring search per literal, and a failing search
+    reads the whole text: 70 rules with ~350 literals read a 3 KB prompt 350 times. An
+    Aho-Corasick automaton over all the literals (pyahocorasick, C) finds every one present
+    in a single pass, overlapping occurrences included, so the candidates are exactly the
+    patterns ``may_match`` would let through.
+    """
+
+    __slots__ = ("_always", "_folded", "_plain", "size")
+
+    def __init__(self, filters: Sequence[Prefiltered]) -> None:
+        self.size = len(filters)
+        always: list[int] = []
+        plain: dict[str, list[int]] = {}
+        folded: dict[str, list[int]] = {}
+        for index, pf in enumerate(filters):
+            if pf.literals is None or "" in pf.literals:
+                always.append(index)
+                continue
+            for literal in pf.literals:
+                (folded if pf.folded else plain).setdefault(literal, []).append(index)
+        self._always = frozenset(always)
+        self._plain = _automaton(plain)
+        self._folded = _automaton(folded)
+
+    def candidates(self, text: str, folded: str | None = None) -> frozenset[int]:
+        """Indices of the patterns that may match ``text`` (all others cannot).
+
+        Pass ``folded=fold(text)`` if it is at hand; it is computed only when needed.
+        """
+        found: set[int] = set(self._always)
+        if self._plain is not None:
+            for _, indices in self._plain.iter(text):
+                found.update(indices)
+        if self._folded is not None:
+            view = fold(text) if folded is None else folded
+            for _, indices in self._folded.iter(view):
+                found.update(indices)
+        return frozenset(found)
+
+
+def _automaton(literals: dict[str, list[int]]) -> Any:
+    if not literals:
+        return None
+    automaton = ahocorasick.Automaton()
+    for literal, indices in literals.items():
+        automaton.add_word(literal, tuple(indices))
+    automaton.make_automaton()
+    return automaton

@@ -24,7 +24,13 @@ from guardstream.detectors.injection import heuristics
 from guardstream.detectors.injection.decoders import decoded_payloads
 from guardstream.detectors.injection.normalize import MAX_SCAN_CHARS, normalize, views
 from guardstream.detectors.moderation import rules
-from guardstream.text.prefilter import Prefiltered, fold, ignores_case, required_literals
+from guardstream.text.prefilter import (
+    Prefiltered,
+    PrefilterSet,
+    fold,
+    ignores_case,
+    required_literals,
+)
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -296,9 +302,11 @@ def _detector_calls(text: str) -> Iterator[tuple[str, float]]:
 
 
 def _unfiltered(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(heuristics, "_RULES_LIST", tuple(
-        dataclasses.replace(r, prefilter=Prefiltered(r.pattern))
-        for r in heuristics._RULES_LIST))
+    unfiltered = tuple(dataclasses.replace(r, prefilter=Prefiltered(r.pattern))
+                       for r in heuristics._RULES_LIST)
+    monkeypatch.setattr(heuristics, "_RULES_LIST", unfiltered)
+    monkeypatch.setattr(heuristics, "_RULE_FILTER",
+                        PrefilterSet([r.prefilter for r in unfiltered]))
     for name, value in list(vars(rules).items()):
         if isinstance(value, Prefiltered):
             monkeypatch.setattr(rules, name, Prefiltered(value.pattern))
@@ -328,3 +336,48 @@ def test_rule_scores_same_with_and_without_filter_on_the_datasets(
     assert sum(helping for _, helping in filtered) > 20
     _unfiltered(monkeypatch)
     assert filtered == run()
+
+
+# --- PrefilterSet: one pass, the same answer as each filter on its own ----------------------
+def _expected(filters: list[Prefiltered], text: str) -> frozenset[int]:
+    return frozenset(i for i, pf in enumerate(filters) if pf.may_match(text))
+
+
+def test_prefilter_set_finds_overlapping_and_nested_literals() -> None:
+    filters = [Prefiltered(re.compile("abc|zz"), ("abc", "zz")),
+               Prefiltered(re.compile("bcd"), ("bcd",)),
+               Prefiltered(re.compile("b"), ("b",)),
+               Prefiltered(re.compile("abcde"), ("abcde",)),
+               Prefiltered(re.compile("x")),  # no literals: always a candidate
+               Prefiltered(re.compile("(?i)ǅ"), ("dž",), folded=True)]
+    screen = PrefilterSet(filters)
+    for text in ("abcd", "xabcdex", "zz", "", "b", "DŽ", "ǆ abc", "nothing here"):
+        assert screen.candidates(text) == _expected(filters, text), text
+    assert screen.candidates("abcd") == {0, 1, 2, 4}
+    assert PrefilterSet([]).candidates("anything") == frozenset()
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_prefilter_set_equals_may_match_on_the_real_rules(data: st.DataObject) -> None:
+    literals = sorted({lit for pf in REAL for lit in pf.literals or ()})
+    parts = data.draw(st.lists(st.one_of(st.sampled_from(literals),
+                                         st.text(TRICKY + "aeou .İı", max_size=6)),
+                               min_size=0, max_size=10))
+    text = "".join(parts)
+    picks = data.draw(st.lists(st.integers(0, 5), min_size=len(text), max_size=len(text)))
+    screen = PrefilterSet(REAL)
+    for t in (text, _case_variants(text, picks), text.upper()):
+        assert screen.candidates(t) == _expected(REAL, t), t
+
+
+def test_prefilter_set_equals_may_match_on_the_datasets() -> None:
+    screen = PrefilterSet(REAL)
+    texts = list(dict.fromkeys(MODERATION_TEXTS + INJECTION_TEXTS))[:3000]
+    hits = 0
+    for text in texts:
+        for view in (text, normalize(text)):
+            found = screen.candidates(view)
+            assert found == _expected(REAL, view)
+            hits += len(found)
+    assert hits > 1000

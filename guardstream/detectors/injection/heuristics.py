@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from guardstream.text.prefilter import Prefiltered
+from guardstream.text.prefilter import Prefiltered, PrefilterSet
 
 __all__ = [
     "CATEGORIES",
@@ -291,6 +291,8 @@ _RULES_LIST: tuple[_Rule, ...] = (
        r"restricciones|restrictions|einschrankungen|restricoes|restrizioni|filtro|filtre|filter|"
        r"censura|censure|zensur)"),
 )
+#: Which rules may match a text, from one pass over it (the rules' required literals).
+_RULE_FILTER = PrefilterSet([r.prefilter for r in _RULES_LIST])
 
 
 _OPEN_QUOTES = "'\"“‘«`"
@@ -313,8 +315,10 @@ def match_rules(text: str, min_weight: float = 0.0) -> list[HeuristicHit]:
     a strong hit there is evidence, and skipping the rest keeps long messages cheap.
     """
     hits: list[HeuristicHit] = []
-    for r in _RULES_LIST:
-        if r.weight < min_weight or not r.prefilter.may_match(text):
+    rules = _RULES_LIST
+    for index in sorted(_RULE_FILTER.candidates(text)):
+        r = rules[index]
+        if r.weight < min_weight:
             continue
         m = r.pattern.search(text)
         if m is None:

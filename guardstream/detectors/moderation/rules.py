@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from guardstream.text.prefilter import Prefiltered, fold
+from guardstream.text.prefilter import Prefiltered, PrefilterSet
 
 __all__ = ["is_self_harm_help_seeking", "normalize", "rule_scores"]
 
@@ -35,9 +35,14 @@ def _deleet(text: str) -> str:
                   lambda m: m.group(0).translate(_LEET), text)
 
 
+_REGISTERED: list[Prefiltered] = []
+
+
 def _rx(pattern: str) -> Prefiltered:
     # Prefiltered: a search is skipped when the text lacks every literal a match needs.
-    return Prefiltered.of(re.compile(pattern, re.IGNORECASE))
+    rule = Prefiltered.of(re.compile(pattern, re.IGNORECASE))
+    _REGISTERED.append(rule)
+    return rule
 
 
 # --- sexual content involving minors (very high recall wanted) -------------------------
@@ -123,15 +128,31 @@ _SH_HELP = _rx(
 )
 
 
+class _Screened:
+    """A text and the rules that may match it, found in one pass over it on first use."""
+
+    __slots__ = ("_may", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._may: frozenset[int] | None = None
+
+    def search(self, rx: Prefiltered) -> re.Match[str] | None:
+        if id(rx) in _SCREENED_IDS:  # any other pattern just runs: slower, never wrong
+            if self._may is None:
+                self._may = frozenset(id(_SCREENED[i]) for i in _SCREEN.candidates(self.text))
+            if id(rx) not in self._may:
+                return None
+        return rx.pattern.search(self.text)
+
+
 def is_self_harm_help_seeking(text: str) -> bool:
     """True for help-seeking or educational wording with no first-person intent or method
     request; the moderator then discounts the model's self-harm score."""
-    norm = normalize(text)
-    folded = fold(norm)
-    if (_SH_INTENT.search(norm, folded) or _SH_METHOD.search(norm, folded)
-            or _ED.search(norm, folded)):
+    norm = _Screened(normalize(text))
+    if norm.search(_SH_INTENT) or norm.search(_SH_METHOD) or norm.search(_ED):
         return False
-    return _SH_HELP.search(norm, folded) is not None
+    return norm.search(_SH_HELP) is not None
 
 
 # --- violence ---------------------------------------------------------------------------
@@ -209,10 +230,9 @@ _TELL_DIE = _rx(r"\b(kill yourself|kys|go die|hope you die|you should die|drink 
 
 def rule_scores(text: str) -> dict[str, float]:
     """Category scores from the rules for one text (categories with no hit are absent)."""
-    norm = normalize(text)
-    folded = fold(norm)
-    deleet = _deleet(norm)
-    views = ((norm, folded), (deleet, fold(deleet)))
+    plain = normalize(text)
+    norm = _Screened(plain)
+    views = (norm, _Screened(_deleet(plain)))
     out: dict[str, float] = {}
 
     def hit(cat: str, score: float) -> None:
@@ -220,21 +240,21 @@ def rule_scores(text: str) -> dict[str, float]:
             out[cat] = score
 
     def any_view(rx: Prefiltered) -> bool:
-        return any(rx.search(v, f) for v, f in views)
+        return any(view.search(rx) for view in views)
 
-    protective = _PROTECTIVE.search(norm, folded) is not None
-    if _CSAM_DIRECT.search(norm, folded):
+    protective = norm.search(_PROTECTIVE) is not None
+    if norm.search(_CSAM_DIRECT):
         hit("sexual/minors", 0.3 if protective else 1.0)
     # _MINOR last: it is slow and its literals ("ur ", "ten") are in most long texts.
     if not protective:
         strong = any_view(_SEX_STRONG)
-        if (strong or any_view(_SEX_WEAK)) and _MINOR.search(norm, folded):
+        if (strong or any_view(_SEX_WEAK)) and norm.search(_MINOR):
             hit("sexual/minors", 0.97 if strong else 0.8)
-    if _GROOM.search(norm, folded) and not protective:
+    if norm.search(_GROOM) and not protective:
         hit("sexual/minors", 0.95)
 
     if any_view(_SH_INTENT) or any_view(_SH_METHOD):
-        hit("self-harm", 0.4 if _SH_ACCIDENT.search(norm, folded) else 0.95)
+        hit("self-harm", 0.4 if norm.search(_SH_ACCIDENT) else 0.95)
     if any_view(_ED):
         hit("self-harm", 0.9)
 
@@ -243,25 +263,31 @@ def rule_scores(text: str) -> dict[str, float]:
         hit("harassment", 0.8)
     if any_view(_HOWTO_KILL):
         hit("violence", 0.9)
-    if _WEAPON_MAKE.search(norm, folded) and not _BATH.search(norm, folded):
+    if norm.search(_WEAPON_MAKE) and not norm.search(_BATH):
         hit("violence", 0.95)
         hit("illicit", 0.9)
-    if _MASS.search(norm, folded):
+    if norm.search(_MASS):
         hit("violence", 0.95)
 
-    if _DRUG_MAKE.search(norm, folded):
+    if norm.search(_DRUG_MAKE):
         hit("illicit", 0.9)
-    if _CYBER.search(norm, folded) and not _DEFENSIVE.search(norm, folded):
+    if norm.search(_CYBER) and not norm.search(_DEFENSIVE):
         hit("illicit", 0.85)
-    if _WEAPON_ILLICIT.search(norm, folded):
+    if norm.search(_WEAPON_ILLICIT):
         hit("illicit", 0.85)
         hit("violence", 0.8)
 
     if any_view(_SLURS):
         hit("hate", 0.9)
-    if _EXTERMINATE.search(norm, folded):
+    if norm.search(_EXTERMINATE):
         hit("hate", 0.95)
         hit("violence", 0.9)
     if any_view(_TELL_DIE):
         hit("harassment", 0.9)
     return out
+
+
+#: Every rule made by `_rx`, screened together: one pass over a text finds which may match.
+_SCREENED = tuple(_REGISTERED)
+_SCREENED_IDS = frozenset(map(id, _SCREENED))
+_SCREEN = PrefilterSet(_SCREENED)
