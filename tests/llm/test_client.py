@@ -23,6 +23,7 @@ from guardstream.llm.client import (
     RetryPolicy,
     UpstreamFailure,
     UpstreamTimedOut,
+    _answer,
 )
 from guardstream.llm.keys import FileKeyProvider, KeyProvider, StaticKeyProvider
 from guardstream.models import ChatMessage
@@ -286,6 +287,11 @@ class _Garbage(BaseHTTPRequestHandler):
     b"<html>proxy says hi</html>",
     b'{"choices": [], "usage": null}',
     b'{"weird": true}',
+    b'[1, 2]',
+    b'{"choices": [{"message": "hi"}]}',
+    b'{"choices": [{"message": {"content": ["a", "part"]}}]}',
+    b'{"choices": [{"message": {"content": "x"}, "finish_reason": 3}]}',
+    b'{"choices": [{"message": {"content": "x"}}], "usage": {"prompt_tokens": "many"}}',
 ])
 async def test_an_unusable_200_answer_is_an_upstream_error(body: bytes) -> None:
     _Garbage.body = body
@@ -300,3 +306,23 @@ async def test_an_unusable_200_answer_is_an_upstream_error(body: bytes) -> None:
         server.shutdown()
         server.server_close()
     assert info.value.reason == "upstream_error" and "unusable" in info.value.detail
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    (b'{"id": "c1", "model": "m-2024", "choices": [{"index": 0, "finish_reason": "stop", '
+     b'"message": {"role": "assistant", "content": "hello"}}], '
+     b'"usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}}',
+     ("hello", 12, 3, "m-2024", "stop")),
+    # content null (a refusal or a tool call), no usage, no model: defaults, not errors
+    (b'{"choices": [{"message": {"role": "assistant", "content": null}, '
+     b'"finish_reason": "content_filter"}]}',
+     ("", 0, 0, "asked-model", "content_filter")),
+    (b'{"choices": [{"message": {"content": "a"}}], "usage": null, "model": null}',
+     ("a", 0, 0, "asked-model", None)),
+])
+def test_a_chat_completion_is_read_from_its_json(body: bytes,
+                                                 expected: tuple[object, ...]) -> None:
+    answer = _answer(body, "asked-model", 2)
+    assert (answer.text, answer.input_tokens, answer.output_tokens, answer.model,
+            answer.finish_reason) == expected
+    assert answer.attempts == 2
