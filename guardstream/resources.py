@@ -36,13 +36,14 @@ class Resources:
     def redis(self) -> Redis:
         """The process's Redis client (REDIS_URL); connections are made on first use."""
         if self._redis is None:
-            from redis.asyncio import Redis
+            from guardstream.autopipeline import AutoPipelineRedis
 
             url = self.settings.redis_url or "redis://127.0.0.1:6379/0"
             timeout = self.settings.policy.stages.ratelimit.redis_timeout_seconds
-            self._redis = Redis.from_url(url, socket_timeout=timeout,
-                                         socket_connect_timeout=timeout,
-                                         health_check_interval=30)
+            # Commands of concurrent requests share round trips (see autopipeline).
+            self._redis = AutoPipelineRedis.from_url(url, socket_timeout=timeout,
+                                                     socket_connect_timeout=timeout,
+                                                     health_check_interval=30)
         return self._redis
 
     def shared(self, key: str, factory: Callable[[], T]) -> T:
