@@ -52,14 +52,14 @@ def make_stage(tmp_path: Path) -> Iterator[Any]:
 
     yield factory
     for resources in made:
-        resources.executor.shutdown(wait=False)
+        resources.cpu.close()
 
 
 @pytest.fixture(scope="module")
 def stage() -> Iterator[ValidateStage]:
     resources = Resources(Settings())
     yield ValidateStage(resources)
-    resources.executor.shutdown(wait=False)
+    resources.cpu.close()
 
 
 def _body(*contents: str, roles: tuple[str, ...] = (), **fields: Any) -> dict[str, Any]:
