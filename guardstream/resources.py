@@ -6,12 +6,13 @@ through `shared()`, so the redact and output stages in one `scan` reuse one anal
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from guardstream.cpu import CpuPool
 from guardstream.settings import Settings
 
 if TYPE_CHECKING:
@@ -29,7 +30,8 @@ class Resources:
         self._shared: dict[str, Any] = {}
         self._lock = threading.Lock()
         workers = int(os.environ.get("GUARDSTREAM_CPU_THREADS", "2"))
-        self.cpu = CpuPool(workers)
+        self.executor = ThreadPoolExecutor(max_workers=max(1, workers),
+                                           thread_name_prefix="guardstream-cpu")
 
     def redis(self) -> Redis:
         """The process's Redis client (REDIS_URL); connections are made on first use."""
@@ -53,11 +55,11 @@ class Resources:
             return value
 
     async def run_cpu(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run CPU-bound work off the event loop (on `cpu`, see `guardstream.cpu`)."""
-        return await self.cpu.run(fn, *args)
+        """Run CPU-bound work off the event loop so consumers keep heartbeating."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     async def close(self) -> None:
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
-        self.cpu.close()
+        self.executor.shutdown(wait=False, cancel_futures=True)

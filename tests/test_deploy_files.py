@@ -363,7 +363,7 @@ def test_redis_url_with_tls_and_auth_reaches_the_client() -> None:
         assert (kwargs["ssl_cert_reqs"], kwargs["ssl_ca_certs"]) == ("required",
                                                                       "/etc/redis-tls/ca.crt")
     finally:
-        resources.cpu.close()
+        resources.executor.shutdown(wait=False)
 
 
 @pytest.mark.parametrize("user_id", ["alice", "{tag}", "a}b{c", "ünïcødé", "x" * 500, ""])

@@ -52,14 +52,14 @@ def make_stage(tmp_path: Path) -> Iterator[Any]:
 
     yield factory
     for resources in made:
-        resources.cpu.close()
+        resources.executor.shutdown(wait=False)
 
 
 @pytest.fixture(scope="module")
 def stage() -> Iterator[ValidateStage]:
     resources = Resources(Settings())
     yield ValidateStage(resources)
-    resources.cpu.close()
+    resources.executor.shutdown(wait=False)
 
 
 def _body(*contents: str, roles: tuple[str, ...] = (), **fields: Any) -> dict[str, Any]:
