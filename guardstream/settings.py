@@ -47,7 +47,7 @@ class Settings:
     # Records in flight per stage worker. More in flight under load means more records per
     # produce request: a pass-through hop costs ~0.062 ms of CPU at 32 against ~0.089 at 8
     # (docs/performance.md); beyond 32 nothing more was gained.
-    agent_concurrency: int = 32
+    agent_concurrency: int = 128
     environment: Environment = "development"
     log_level: str = "WARNING"
     debug_content: bool = False
@@ -106,7 +106,7 @@ class Settings:
             partitions=_int(env, "GUARDSTREAM_PARTITIONS", 4),
             replication_factor=_int(env, "GUARDSTREAM_REPLICATION_FACTOR", 1),
             create_topics=not _flag(env, "GUARDSTREAM_PRECREATED_TOPICS"),
-            agent_concurrency=_int(env, "GUARDSTREAM_CONCURRENCY", 32),
+            agent_concurrency=_int(env, "GUARDSTREAM_CONCURRENCY", 128),
             environment=environment,  # type: ignore[arg-type]
             log_level=env.get("GUARDSTREAM_LOG_LEVEL", "WARNING").upper(),
             debug_content=debug_content,

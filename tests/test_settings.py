@@ -14,6 +14,7 @@ def test_defaults_without_environment() -> None:
     assert settings.topic_prefix == "guardstream"
     assert settings.bootstrap_servers == ["127.0.0.1:9092"]
     assert not settings.provider_configured
+    assert settings.agent_concurrency == 128
 
 
 def test_broker_list_and_provider() -> None:
