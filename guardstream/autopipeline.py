@@ -24,8 +24,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 
-__all__ = ["AutoPipelineRedis"]
+__all__ = ["AutoPipelineRedis", "fresh_error"]
 
 _Queued = tuple[tuple[Any, ...], dict[str, Any], "asyncio.Future[Any]"]
 
@@ -99,7 +100,7 @@ class AutoPipelineRedis(Redis):
             results = await pipe.execute(raise_on_error=False)
         except Exception as exc:
             for _, _, future in batch:
-                _settle(future, exc)
+                _settle(future, fresh_error(exc))
             return
         finally:
             await pipe.reset()
@@ -110,6 +111,14 @@ class AutoPipelineRedis(Redis):
         if self._flusher is not None:
             self._flusher.cancel()
         await super().aclose(close_connection_pool)
+
+
+def fresh_error(exc: BaseException) -> BaseException:
+    """A copy of a round trip's error for each of its waiting callers: one instance raised
+    in several tasks would collect all their tracebacks."""
+    if isinstance(exc, TimeoutError):
+        return TimeoutError(*exc.args)
+    return type(exc)(*exc.args) if isinstance(exc, RedisError | OSError) else exc
 
 
 def _settle(future: asyncio.Future[Any], outcome: Any) -> None:

@@ -105,6 +105,7 @@ async def test_every_concurrent_caller_gets_the_connection_error() -> None:
     await redis.aclose()
     assert len(outcomes) == 12
     assert all(isinstance(o, RedisConnectionError) for o in outcomes), outcomes
+    assert len({id(o) for o in outcomes}) == len(outcomes)  # one instance per caller
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import NoScriptError, RedisError
 
+from guardstream.autopipeline import fresh_error
 from guardstream.limiter.quota import quota_for
 from guardstream.limiter.script import (
     CODE_BUDGET,
@@ -154,7 +155,7 @@ class Limiter:
             except (RedisError, OSError, TimeoutError) as exc:
                 for _, _, future in batch:
                     if not future.done():
-                        future.set_exception(_copy_error(exc))
+                        future.set_exception(fresh_error(exc))
                 continue
             for (_, _, future), reply in zip(batch, replies, strict=True):
                 if future.done():
@@ -180,13 +181,6 @@ class Limiter:
             pipe.evalsha(SCRIPT_SHA, len(keys), *keys, *args)
         replies: list[Any] = await pipe.execute(raise_on_error=False)
         return replies
-
-
-def _copy_error(exc: BaseException) -> BaseException:
-    """A fresh exception per waiting request (one instance must not be raised N times)."""
-    if isinstance(exc, TimeoutError):
-        return TimeoutError("limiter call timed out")
-    return type(exc)(*exc.args) if isinstance(exc, RedisError | OSError) else exc
 
 
 async def _evalsha(redis: Redis, keys: Sequence[str], args: Sequence[str | int]) -> Any:
