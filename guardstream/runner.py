@@ -20,8 +20,8 @@ from guardstream.telemetry import (
     extract_context,
     forward_trace_headers,
     inject_headers,
+    spans_recorded,
     stage_span,
-    stage_tracer,
 )
 
 __all__ = ["Outcome", "finish", "step"]
@@ -49,7 +49,7 @@ async def step(stage: Stage, envelope: Envelope, *, is_last: bool, auditor: Audi
     `trace_headers` are the incoming record's headers, whose trace context is the stage
     span's parent; None in process, where the current context is.
     """
-    if stage_tracer() is None:
+    if not spans_recorded():
         verdict, elapsed_ms = await _decide(stage, envelope)
         headers = forward_trace_headers(trace_headers)
     else:
