@@ -31,6 +31,8 @@ class FakeTopic:
         self.sent: list[tuple[bytes, bytes, list[tuple[str, bytes]] | None]] = []
         self.fail: list[BaseException] = []
         self.delay = 0.0
+        self.hold_acks = False  # leave the returned futures pending (in `unacked`)
+        self.unacked: list[asyncio.Future[None]] = []
 
     def get_topic_name(self) -> str:
         return self.name
@@ -44,8 +46,16 @@ class FakeTopic:
             future.set_exception(self.fail.pop(0))
             return future
         self.sent.append((key, value, headers))
-        future.set_result(None)
+        if self.hold_acks:
+            self.unacked.append(future)
+        else:
+            future.set_result(None)
         return future
+
+    def ack_all(self) -> None:
+        for future in self.unacked:
+            future.set_result(None)
+        self.unacked.clear()
 
     def values(self) -> list[dict[str, Any]]:
         return [orjson.loads(value) for _, value, _ in self.sent]
@@ -131,6 +141,33 @@ async def test_forwarded_records_carry_the_ingress_origin(ratelimit: StageAgent)
     await ratelimit.handle(b"r-fwd", orjson.dumps(body), topic="req", partition=2, offset=17)
     (_, _, headers), = _topic(ratelimit, "forward").sent
     assert headers is not None and (ORIGIN_HEADER, b"2:17") in headers
+
+
+@pytest.mark.parametrize(("stage", "output", "value"), [
+    ("ratelimit", "forward", orjson.dumps({"request_id": "r-ride", "user_id": "u-ride",
+                                           "messages": [{"role": "user", "content": "hi"}]})),
+    ("validate", "results", _blocked_envelope("r-ride")),
+])
+async def test_audit_events_are_queued_with_the_record_before_its_ack(
+        redis_url: str, prefix: str, stage: str, output: str, value: bytes) -> None:
+    """Queued together, the record and its audit events share one produce request."""
+    agent = _agent(stage, redis_url, f"{prefix}{stage}")
+    produced = _topic(agent, output)
+    produced.hold_acks = True
+    handling = asyncio.create_task(agent.handle(b"r-ride", value, topic="t", partition=0,
+                                                offset=1, headers=_origin("0:4")))
+    for _ in range(200):
+        if produced.unacked:
+            break
+        await asyncio.sleep(0.01)
+    assert produced.unacked, "the record was never produced"
+    await asyncio.sleep(0.05)  # a wrong order would now be waiting for the ack
+    events = _topic(agent, "audit").values()
+    assert events and {e["request_id"] for e in events} == {"r-ride"}
+    assert not handling.done()  # the record's offset still waits for the broker's ack
+    produced.ack_all()
+    await asyncio.wait_for(handling, 5)
+    assert len(_topic(agent, "audit").sent) == len(events)  # none sent twice
 
 
 async def test_transient_produce_errors_are_retried_not_dropped(validate: StageAgent) -> None:
