@@ -59,6 +59,7 @@ from faust.transport.producer import ProducerBuffer
 from mode.services import WaitResults
 
 from guardstream.eager import start_eagerly
+from guardstream.partitioner import KeyPartitionedProducer
 
 __all__ = ["FETCH_MAX_WAIT_MS", "SCHEME", "FastTopic", "InFlight", "QuietMonitor",
            "QuietSensors", "TunedTransport", "faust_options", "quiet_sensors", "tune_worker"]
@@ -321,6 +322,10 @@ class _Producer(faust_aiokafka.Producer):
             buffer = _ProducerBuffer(loop=self.loop, beacon=self.beacon)
             buffer.app = self.app
             self.buffer = buffer
+
+    @property
+    def _producer_type(self) -> type[KeyPartitionedProducer]:
+        return KeyPartitionedProducer
 
 
 class TunedTransport(faust_aiokafka.Transport):
