@@ -35,8 +35,8 @@ against ~0.014-0.02 ms for a plain aiokafka consume/produce loop; with what is h
 - Latency, not CPU: Faust builds its aiokafka consumer with `fetch_max_wait_ms=1500`
   hard-coded. A broker that does not answer a long-poll fetch early when data arrives
   (the embedded Tansu broker answers a held fetch only at half the wait or at its end)
-  then adds up to 0.75 s per hop, ~2 s end to end at 10 requests/s. `TunedTransport` (selected through
-  `broker_consumer=gskafka://...`) builds the same consumer with
+  then adds up to 0.75 s per hop, ~2 s end to end at 10 requests/s. `TunedTransport`
+  (selected through `broker_consumer=gskafka://...`) builds the same consumer with
   `GUARDSTREAM_FETCH_MAX_WAIT_MS` (default 25): on Kafka, which answers early, it only
   means more frequent empty fetches while idle.
 
