@@ -28,6 +28,11 @@ against ~0.014-0.02 ms for a plain aiokafka consume/produce loop; with what is h
 - ~1-3%: the `Monitor` sensor's per-event bookkeeping (message/event/send counters and
   latency deques that only Faust's web views read; `web_enabled=False` here).
   `QuietMonitor` keeps the object (Faust and its web views expect one) without the work.
+- ~10%: faust-streaming's Cython stream iterator awaits the channel for every record,
+  even when records are already queued, unless `cython_optimizations` (opt-in since 0.15)
+  is on; it is, for every guardstream app.
+- ~3%: Faust's `getmany` reads the partition's high-water mark (through the consumer
+  thread) for every record, only for the monitor; `_Consumer.getmany` reads it once a batch.
 - Debug logging of every send with the payload formatted in: gone once the worker's
   spinner no longer sets the root logger to DEBUG (`tune_worker`) and faust/aiokafka/mode
   loggers sit at WARNING (`guardstream.logs`).
@@ -48,6 +53,7 @@ reported, not patched, in docs/performance.md.
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 from typing import Any
 
 import faust
@@ -241,6 +247,34 @@ class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> Any:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
+        """Faust's `Consumer.getmany`, reading each partition's high-water mark once a batch.
+
+        Faust asks the consumer thread for the high-water mark of every record's partition
+        (only to hand it to the monitor's lag gauge), the same number for a whole batch.
+        """
+        records, active_partitions = await self._wait_next_records(timeout)
+        generation_id = self.app.consumer_generation_id
+        if records is None or self.should_stop:
+            return
+        if not self.flow_active:  # as Faust does: seek back to the committed offsets
+            try:
+                await self.perform_seek()
+            except Exception as exc:  # Faust logs it and fetches again
+                self.log.warning("exception performing seek when flow not active %r", exc)
+            return
+        track_end_offset = self.app.monitor.track_tp_end_offset
+        for tp in records:
+            track_end_offset(tp, self.highwater(tp))
+        buffered = self._buffered_partitions
+        to_message = self._to_message
+        app = self.app
+        for tp, record in self.scheduler.iterate(records):
+            if not self.flow_active or app.consumer_generation_id != generation_id:
+                break
+            if active_partitions is None or tp in active_partitions or tp in buffered:
+                yield tp, to_message(tp, record)
+
     async def wait_first(self, *coros: Any, timeout: Any = None) -> WaitResults:
         """Hand a record to its stream without four tasks per record.
 
@@ -346,7 +380,8 @@ def faust_options(bootstrap_servers: list[str]) -> dict[str, Any]:
     """Extra `faust.App(...)` keyword arguments for every guardstream app."""
     servers = [f"{SCHEME}://{server}" for server in bootstrap_servers]
     return {"Topic": FastTopic, "monitor": QuietMonitor(),
-            "broker_consumer": servers, "broker_producer": servers}
+            "broker_consumer": servers, "broker_producer": servers,
+            "cython_optimizations": True}
 
 
 def quiet_sensors(app: faust.App) -> faust.App:

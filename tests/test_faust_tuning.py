@@ -273,3 +273,120 @@ async def test_the_producer_buffer_waits_only_when_full(
         buffer.pending.put_nowait(object())
     await buffer.wait_until_ebb()
     assert flushed == [buffer.max_messages]
+
+
+class _Batch:
+    """What `getmany` reads from the consumer: one fetched batch and its surroundings."""
+
+    def __init__(self, records: dict[Any, list[int]], *, active: set[Any] | None = None,
+                 flow_active: bool = True) -> None:
+        from faust.transport.utils import DefaultSchedulingStrategy
+
+        self.records, self.active, self.flow_active = records, active, flow_active
+        self.generation_id = 1
+        self.highwater_reads: list[Any] = []
+        self.tracked: dict[Any, int] = {}
+        self.seeks = 0
+        self.scheduler: Any = DefaultSchedulingStrategy()  # type: ignore[abstract]
+
+    def consumer(self, cls: type) -> Any:
+        batch = self
+        consumer: Any = object.__new__(cls)
+        consumer._stopped, consumer._crashed = Event(), Event()
+        consumer.flow_active = self.flow_active
+        consumer._buffered_partitions = set()
+        consumer.log = type("Log", (), {"dev": staticmethod(lambda *args: None)})()
+        consumer.scheduler = self.scheduler
+        consumer.app = type("App", (), {
+            "consumer_generation_id": property(lambda app: batch.generation_id),
+            "monitor": type("Monitor", (), {"track_tp_end_offset": staticmethod(
+                lambda tp, offset: batch.tracked.__setitem__(tp, offset))})()})()
+
+        async def wait_next_records(timeout: float) -> tuple[Any, Any]:
+            return self.records, self.active
+
+        def highwater(tp: Any) -> int:
+            self.highwater_reads.append(tp)
+            return 100 + tp.partition
+
+        async def perform_seek() -> None:
+            self.seeks += 1
+
+        consumer._wait_next_records = wait_next_records
+        consumer.highwater = highwater
+        consumer.perform_seek = perform_seek
+        consumer._to_message = lambda tp, record: (tp.topic, tp.partition, record)
+        return consumer
+
+
+async def _drain(consumer: Any, on_record: Any = None) -> list[Any]:
+    out = []
+    async for tp, message in consumer.getmany(1.0):
+        out.append((tp, message))
+        if on_record is not None:
+            on_record(len(out))
+    return out
+
+
+def _tps() -> tuple[Any, Any, Any]:
+    from faust.types import TP
+
+    return TP("a", 0), TP("a", 1), TP("b", 0)
+
+
+@pytest.mark.parametrize("active", [None, "first two"])
+async def test_getmany_yields_what_fausts_yields_reading_each_high_water_mark_once(
+        active: str | None) -> None:
+    from faust.transport.drivers.aiokafka import Consumer as FaustConsumer
+
+    a0, a1, b0 = _tps()
+    records = {a0: [1, 2, 3], a1: [7, 8], b0: [4, 5, 6, 9]}
+    partitions = None if active is None else {a0, a1}
+    ours, faust_batch = _Batch(records, active=partitions), _Batch(records, active=partitions)
+    got = await _drain(ours.consumer(_Consumer))
+    expected = await _drain(faust_batch.consumer(FaustConsumer))
+    assert got == expected  # same records, same round-robin order
+    assert len(got) == (9 if active is None else 5)
+    assert sorted(ours.highwater_reads) == sorted(records)  # once per partition, not per record
+    assert len(faust_batch.highwater_reads) == len(expected)  # Faust: once per record
+    assert ours.tracked == {a0: 100, a1: 101, b0: 100}
+
+
+async def test_getmany_stops_when_the_generation_changes_or_the_flow_stops() -> None:
+    from faust.transport.drivers.aiokafka import Consumer as FaustConsumer
+
+    a0, a1, b0 = _tps()
+    records = {a0: [1, 2, 3], a1: [7, 8], b0: [4, 5, 6]}
+    for cls in (_Consumer, FaustConsumer):
+        batch = _Batch(records)
+        consumer = batch.consumer(cls)
+
+        def rebalance(n: int, batch: _Batch = batch) -> None:
+            if n == 2:
+                batch.generation_id = 2
+        assert len(await _drain(consumer, on_record=rebalance)) == 2, cls
+
+        batch = _Batch(records)
+        consumer = batch.consumer(cls)
+
+        def suspend(n: int, consumer: Any = consumer) -> None:
+            if n == 4:
+                consumer.flow_active = False
+        assert len(await _drain(consumer, on_record=suspend)) == 4, cls
+
+
+async def test_getmany_seeks_back_instead_of_yielding_while_the_flow_is_stopped() -> None:
+    a0, _, _ = _tps()
+    batch = _Batch({a0: [1, 2]}, flow_active=False)
+    assert await _drain(batch.consumer(_Consumer)) == []
+    assert batch.seeks == 1
+    assert batch.highwater_reads == []
+
+
+async def test_the_stage_app_takes_fausts_cython_fast_paths() -> None:
+    # Opt-in in faust-streaming 0.15: the stream iterator takes records already queued
+    # without awaiting the channel (docs/performance.md, seventh round).
+    from guardstream.app import create_app
+    from guardstream.settings import Settings
+
+    assert create_app(Settings.from_env({}), "validate").conf.cython_optimizations is True
