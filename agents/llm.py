@@ -95,7 +95,8 @@ class LlmStage(Stage):
                                             ttl_seconds=self.cfg.idempotency_ttl_seconds,
                                             pending_seconds=retry.budget_seconds())
         try:
-            await keys.get()  # fail early and loudly (by type only) on a broken key setup
+            # Fails early and loudly (by type only) on a broken key setup.
+            await self.client.prepare()
         except KeyUnavailable as exc:
             log.warning("%s; model calls fail until it is available", exc,
                         extra={"stage": self.name})

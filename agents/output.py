@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from guardstream.agents.base import Stage, Verdict
 from guardstream.batching import Batcher
 from guardstream.detectors.pii import PiiEngine, PiiSpan
-from guardstream.detectors.pii.policy import pii_config_from_policy
+from guardstream.detectors.pii.policy import build_pii_engine
 from guardstream.models import Envelope, Finding
 from guardstream.moderation import (
     Assessment,
@@ -101,7 +101,7 @@ class OutputStage(Stage):
                 redact = self.policy.stages.redact
                 engine = await self.resources.run_cpu(
                     self.resources.shared, PII_ENGINE_KEY,
-                    lambda: PiiEngine(pii_config_from_policy(redact)))
+                    lambda: build_pii_engine(redact))
             self._filter = OutputFilter(self._config, engine)
             if engine is not None:
                 # Answers of requests in flight together share NER batches (see redact).

@@ -17,7 +17,7 @@ from __future__ import annotations
 from guardstream.agents.base import Stage, Verdict
 from guardstream.batching import Batcher
 from guardstream.detectors.pii import PiiEngine, PiiSpan, PlaceholderState, Redaction
-from guardstream.detectors.pii.policy import pii_config_from_policy
+from guardstream.detectors.pii.policy import build_pii_engine
 from guardstream.models import ChatMessage, Envelope, Finding
 
 __all__ = ["VAULT_KEY", "RedactStage", "vault_key"]
@@ -40,7 +40,7 @@ class RedactStage(Stage):
         config = self.policy.stages.redact
         self.engine: PiiEngine = await self.resources.run_cpu(
             self.resources.shared, "pii_engine",
-            lambda: PiiEngine(pii_config_from_policy(config)))
+            lambda: build_pii_engine(config))
         self._operators = {entity: spec.kind for entity, spec in
                            self.engine.config.operators.items()}
         self._finder: Batcher[str, list[PiiSpan]] = Batcher(

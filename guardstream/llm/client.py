@@ -132,6 +132,20 @@ class LlmClient:
             self._client_key = key
         return self._client
 
+    async def prepare(self) -> None:
+        """Fetch the key and build the SDK client now, not on the first call.
+
+        Building it takes tens of milliseconds (the TLS context, the HTTP pool), which the
+        first request would otherwise wait for. Nothing is sent to the provider. Raises
+        what the key provider raises (`KeyUnavailable`).
+        """
+        self._sdk(await self.keys.get())
+
+    @property
+    def prepared(self) -> bool:
+        """Whether the SDK client exists (after `prepare` or a first call)."""
+        return self._client is not None
+
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()

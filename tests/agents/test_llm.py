@@ -271,6 +271,14 @@ async def test_disabled_stage_passes_without_calling(harness: Harness) -> None:
     assert harness.dev.stats()["total_calls"] == 0
 
 
+async def test_start_builds_the_sdk_client_without_calling_the_provider(
+        harness: Harness) -> None:
+    """The first request must not wait for the SDK client (TLS context, HTTP pool)."""
+    stage = await harness.stage()
+    assert stage.client is not None and stage.client.prepared
+    assert harness.dev.stats()["total_calls"] == 0
+
+
 async def test_usage_is_charged_beyond_what_ratelimit_counted(
         harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     import guardstream.limiter as limiter

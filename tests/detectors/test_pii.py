@@ -344,3 +344,27 @@ def test_no_network_during_build_and_analyze(monkeypatch: pytest.MonkeyPatch) ->
         engine_mod._shared_nlp_engine.cache_clear()
     assert "<EMAIL_ADDRESS_1>" in red.text
     assert attempts == []
+
+
+def test_warm_up_builds_the_suffix_trie_a_first_email_would(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker's first email must not wait ~0.2 s for the public-suffix trie."""
+    import types
+
+    import tldextract
+    from presidio_analyzer.predefined_recognizers.generic import email_recognizer
+
+    from guardstream.detectors.pii.policy import build_pii_engine
+    from guardstream.policy import RedactPolicy
+
+    cold = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
+    monkeypatch.setattr(email_recognizer, "tldextract", types.SimpleNamespace(extract=cold))
+    build_pii_engine(RedactPolicy())
+    assert cold._extractor is not None
+
+
+def test_the_warm_up_text_reaches_ner_and_the_main_recognizers(engine: PiiEngine) -> None:
+    from guardstream.detectors.pii.engine import _WARM_UP_TEXT
+
+    found = {span.entity_type for span in engine.analyze(_WARM_UP_TEXT)}
+    assert {"PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD"} <= found

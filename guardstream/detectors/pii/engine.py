@@ -32,7 +32,7 @@ from presidio_analyzer import RecognizerResult as AnalyzerResult
 from presidio_anonymizer import AnonymizerEngine
 from presidio_anonymizer.entities import RecognizerResult as AnonymizerResult
 
-from .offline import SlimNerSpacyEngine, build_nlp_engine
+from .offline import SlimNerSpacyEngine, build_nlp_engine, install_offline_tldextract
 from .operators import REDACTED_TOKEN, OperatorSpec, PlaceholderState, build_operator_configs
 from .recognizers import SECRET_ENTITIES, STRUCTURED_ENTITIES, build_recognizers
 
@@ -165,6 +165,13 @@ class _ValidatedSkippingEnhancer(LemmaContextAwareEnhancer):
         return done + list(enhanced)
 
 
+# Reserved example values only (RFC 2606 domains, a 555 number, a test card number).
+_WARM_UP_TEXT = (
+    "Hi, I am Jane Doe from Springfield. Mail jane.doe@example.com, see "
+    "https://docs.example.org/start or call me at +1 212 555 0100; card 4111 1111 1111 1111."
+)
+
+
 @functools.cache
 def _shared_nlp_engine(language: str) -> SlimNerSpacyEngine:
     # The spaCy model is read-only at inference: share one per process (loading it costs
@@ -181,6 +188,9 @@ class PiiEngine:
         if lang != "en":
             raise ValueError("only language='en' is supported")
         self._nlp = _shared_nlp_engine(lang)
+        # Again here, not only when the shared spaCy engine is built: every engine must
+        # validate email domains against the bundled suffix list, never the network's.
+        install_offline_tldextract()
         entities = set(self.config.entities)
         if not self.config.use_ner:
             entities.discard("LOCATION")
@@ -212,6 +222,15 @@ class PiiEngine:
         )
         self._anonymizer = AnonymizerEngine()
         self._allow = frozenset(self.config.allow_list)
+
+    def warm_up(self) -> None:
+        """Run one synthetic text through every path now, not on a user's request.
+
+        Several parts build themselves on first use: the offline public-suffix trie
+        (the first email or URL, ~0.1-0.2 s), spaCy's NER buffers, the context enhancer.
+        A worker calls this at start so its first requests do not wait for them.
+        """
+        self.analyze(_WARM_UP_TEXT)
 
     # ------------------------------------------------------------------ analysis
     def analyze(self, text: str) -> list[PiiSpan]:

@@ -10,13 +10,18 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from .engine import DEFAULT_ENTITIES, PiiConfig
+from .engine import DEFAULT_ENTITIES, PiiConfig, PiiEngine
 from .operators import OperatorSpec
 
 if TYPE_CHECKING:
     from guardstream.policy import OperatorPolicy, RedactPolicy
 
-__all__ = ["REDACTED_VALUE", "operator_spec_from_policy", "pii_config_from_policy"]
+__all__ = [
+    "REDACTED_VALUE",
+    "build_pii_engine",
+    "operator_spec_from_policy",
+    "pii_config_from_policy",
+]
 
 #: What the policy's `redact` operator kind leaves behind: the value and its type are
 #: gone. The `<...>` shape keeps it recognisable as redacted on a second pass.
@@ -52,3 +57,10 @@ def pii_config_from_policy(redact: RedactPolicy) -> PiiConfig:
         operators=MappingProxyType(operators),
         allow_list=tuple(redact.allow_list),
     )
+
+
+def build_pii_engine(redact: RedactPolicy) -> PiiEngine:
+    """The engine for `stages.redact`, warmed up (see `PiiEngine.warm_up`): a worker's."""
+    engine = PiiEngine(pii_config_from_policy(redact))
+    engine.warm_up()
+    return engine
