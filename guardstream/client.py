@@ -98,12 +98,15 @@ class GuardstreamClient:
     Use as `async with GuardstreamClient(bootstrap) as client: await client.submit(req)`.
     `bootstrap` is `host:port`, a list of them, or `kafka://host:port[,host:port]`.
     Extra keyword arguments go to both aiokafka clients (e.g. security options).
+    `fetch_max_wait_ms`: how long the broker may hold the results reader's fetch when no
+    result is there (default `GUARDSTREAM_FETCH_MAX_WAIT_MS`, else 25; 500 suits Kafka).
     """
 
     def __init__(self, bootstrap: str | Sequence[str], *, topic_prefix: str = "guardstream",
                  max_pending: int = 10_000, max_orphans: int = 1_000,
                  orphan_ttl_seconds: float = 120.0, max_remembered: int = 100_000,
-                 start_timeout: float = 10.0, **kafka: Any) -> None:
+                 start_timeout: float = 10.0, fetch_max_wait_ms: int | None = None,
+                 **kafka: Any) -> None:
         if min(max_pending, max_orphans, max_remembered) < 1 or orphan_ttl_seconds <= 0:
             raise ValueError("client bounds must be positive")
         self.bootstrap = _bootstrap_list(bootstrap)
@@ -114,6 +117,13 @@ class GuardstreamClient:
         self.max_remembered = max_remembered
         self.start_timeout = start_timeout
         self._kafka = kafka
+        # The results reader waits like the stage workers do: aiokafka's default (500 ms)
+        # held every result up to half a second on the embedded broker.
+        if fetch_max_wait_ms is None:
+            from guardstream.settings import fetch_max_wait_ms as from_env
+
+            fetch_max_wait_ms = from_env()
+        self.fetch_max_wait_ms = fetch_max_wait_ms
         self._pending: dict[str, asyncio.Future[Result]] = {}
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._orphans: OrderedDict[str, tuple[float, Result]] = OrderedDict()
@@ -129,6 +139,7 @@ class GuardstreamClient:
     def from_settings(cls, settings: Settings, **options: Any) -> GuardstreamClient:
         """A client for the broker, topic prefix and Kafka security the settings name."""
         kafka = {**kafka_security_options(settings.kafka_security), **options}
+        kafka.setdefault("fetch_max_wait_ms", settings.fetch_max_wait_ms)
         return cls(settings.bootstrap_servers, topic_prefix=settings.topic_prefix, **kafka)
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -145,7 +156,8 @@ class GuardstreamClient:
         from aiokafka import AIOKafkaConsumer
 
         return AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="latest", **self._kafka)
+                                auto_offset_reset="latest",
+                                fetch_max_wait_ms=self.fetch_max_wait_ms, **self._kafka)
 
     async def start(self) -> None:
         """Connect, and position the results consumer at the end of every partition.

@@ -52,7 +52,6 @@ reported, not patched, in docs/performance.md.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -66,13 +65,14 @@ from mode.services import WaitResults
 
 from guardstream.eager import start_eagerly
 from guardstream.partitioner import KeyPartitionedProducer
+from guardstream.settings import fetch_max_wait_ms
 
 __all__ = ["FETCH_MAX_WAIT_MS", "SCHEME", "FastTopic", "InFlight", "QuietMonitor",
            "QuietSensors", "TunedTransport", "faust_options", "quiet_sensors", "tune_worker"]
 
 #: Transport scheme of the tuned consumer (registered with Faust's transport registry).
 SCHEME = "gskafka"
-FETCH_MAX_WAIT_MS = int(os.environ.get("GUARDSTREAM_FETCH_MAX_WAIT_MS") or 25)
+FETCH_MAX_WAIT_MS = fetch_max_wait_ms()
 
 
 class QuietMonitor(Monitor):

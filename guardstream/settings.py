@@ -15,7 +15,7 @@ from typing import Literal
 from guardstream.errors import ConfigError
 from guardstream.policy import Policy, load_policy
 
-__all__ = ["KafkaSecurity", "Settings"]
+__all__ = ["DEFAULT_FETCH_MAX_WAIT_MS", "KafkaSecurity", "Settings", "fetch_max_wait_ms"]
 
 Environment = Literal["development", "staging", "production"]
 
@@ -48,6 +48,9 @@ class Settings:
     # produce request: a pass-through hop costs ~0.062 ms of CPU at 32 against ~0.089 at 8
     # (docs/performance.md); beyond 32 nothing more was gained.
     agent_concurrency: int = 128
+    # How long the broker may hold a fetch that finds nothing, for every consumer the
+    # gateway runs: stage workers, the client's results reader, `audit tail`, the bench.
+    fetch_max_wait_ms: int = 25
     environment: Environment = "development"
     log_level: str = "WARNING"
     debug_content: bool = False
@@ -107,6 +110,7 @@ class Settings:
             replication_factor=_int(env, "GUARDSTREAM_REPLICATION_FACTOR", 1),
             create_topics=not _flag(env, "GUARDSTREAM_PRECREATED_TOPICS"),
             agent_concurrency=_int(env, "GUARDSTREAM_CONCURRENCY", 128),
+            fetch_max_wait_ms=fetch_max_wait_ms(env),
             environment=environment,  # type: ignore[arg-type]
             log_level=env.get("GUARDSTREAM_LOG_LEVEL", "WARNING").upper(),
             debug_content=debug_content,
@@ -139,6 +143,21 @@ class Settings:
     @cached_property
     def policy(self) -> Policy:
         return load_policy(self.policy_path)
+
+
+#: The embedded broker answers a held fetch only when its wait runs out (at half the wait
+#: from 250 ms up), so a record can wait that long at every hop; Kafka answers as soon as
+#: records arrive, and deployments on it set 500 (docs/deployment.md).
+DEFAULT_FETCH_MAX_WAIT_MS = 25
+
+
+def fetch_max_wait_ms(env: Mapping[str, str] | None = None) -> int:
+    """`GUARDSTREAM_FETCH_MAX_WAIT_MS` (default 25), validated like every other setting.
+
+    Its own function because the Faust transport reads it where no `Settings` reaches.
+    """
+    return _int(os.environ if env is None else env, "GUARDSTREAM_FETCH_MAX_WAIT_MS",
+                DEFAULT_FETCH_MAX_WAIT_MS)
 
 
 def _check_broker_url(url: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 import pytest
@@ -359,6 +359,39 @@ def test_from_settings_uses_broker_prefix_and_security() -> None:
     assert client.max_pending == 7
     assert client._kafka["sasl_plain_username"] == "svc"
     assert client._kafka["security_protocol"] == "SASL_PLAINTEXT"
+
+
+class _RecordedConsumer:
+    """Stands in for aiokafka's consumer class: keeps the keyword arguments it was given."""
+
+    made: ClassVar[list[dict[str, Any]]] = []
+
+    def __init__(self, *topics: str, **kwargs: Any) -> None:
+        type(self).made.append(kwargs)
+
+
+@pytest.mark.parametrize(("env", "make", "expected"), [
+    ({}, lambda: GuardstreamClient("h:1"), 25),
+    ({"GUARDSTREAM_FETCH_MAX_WAIT_MS": "40"}, lambda: GuardstreamClient("h:1"), 40),
+    ({"GUARDSTREAM_FETCH_MAX_WAIT_MS": "40"},
+     lambda: GuardstreamClient("h:1", fetch_max_wait_ms=7), 7),
+    ({}, lambda: GuardstreamClient.from_settings(
+        Settings.from_env({"GUARDSTREAM_FETCH_MAX_WAIT_MS": "500"})), 500),
+], ids=["default", "environment", "argument", "settings"])
+def test_the_results_reader_waits_like_the_stage_workers(
+        monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
+        make: Callable[[], GuardstreamClient], expected: int) -> None:
+    """aiokafka's own default (500 ms) held every result up to half a second on the
+    embedded broker, which answers a held fetch only when the wait runs out."""
+    import aiokafka
+
+    monkeypatch.delenv("GUARDSTREAM_FETCH_MAX_WAIT_MS", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(aiokafka, "AIOKafkaConsumer", _RecordedConsumer)
+    _RecordedConsumer.made.clear()
+    make()._make_consumer()
+    assert [kwargs["fetch_max_wait_ms"] for kwargs in _RecordedConsumer.made] == [expected]
 
 
 @pytest.mark.integration

@@ -15,6 +15,7 @@ def test_defaults_without_environment() -> None:
     assert settings.bootstrap_servers == ["127.0.0.1:9092"]
     assert not settings.provider_configured
     assert settings.agent_concurrency == 128
+    assert settings.fetch_max_wait_ms == 25
 
 
 def test_broker_list_and_provider() -> None:
@@ -30,6 +31,8 @@ def test_broker_list_and_provider() -> None:
     ({"GUARDSTREAM_BROKER": "localhost"}, "GUARDSTREAM_BROKER"),
     ({"GUARDSTREAM_PARTITIONS": "many"}, "GUARDSTREAM_PARTITIONS"),
     ({"GUARDSTREAM_PARTITIONS": "0"}, "GUARDSTREAM_PARTITIONS"),
+    ({"GUARDSTREAM_FETCH_MAX_WAIT_MS": "soon"}, "GUARDSTREAM_FETCH_MAX_WAIT_MS"),
+    ({"GUARDSTREAM_FETCH_MAX_WAIT_MS": "0"}, "GUARDSTREAM_FETCH_MAX_WAIT_MS"),
     ({"GUARDSTREAM_ENV": "prod"}, "GUARDSTREAM_ENV"),
     ({"GUARDSTREAM_ENV": "production", "GUARDSTREAM_AUDIT_KEY": "k",
       "GUARDSTREAM_DEBUG_CONTENT": "1"}, "DEBUG_CONTENT"),
@@ -39,6 +42,18 @@ def test_broker_list_and_provider() -> None:
 def test_invalid_settings_are_config_errors(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(env)
+
+
+def test_the_fetch_wait_is_one_setting_for_every_consumer(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings and the Faust transport (which no Settings reaches) read it the same way."""
+    from guardstream.settings import fetch_max_wait_ms
+
+    assert Settings.from_env({"GUARDSTREAM_FETCH_MAX_WAIT_MS": "500"}).fetch_max_wait_ms == 500
+    monkeypatch.setenv("GUARDSTREAM_FETCH_MAX_WAIT_MS", "40")
+    assert fetch_max_wait_ms() == 40 == Settings.from_env().fetch_max_wait_ms
+    monkeypatch.delenv("GUARDSTREAM_FETCH_MAX_WAIT_MS")
+    assert fetch_max_wait_ms() == 25
 
 
 def test_secrets_stay_out_of_repr() -> None:

@@ -47,8 +47,12 @@ async def run_pipeline(bootstrap: str, prefix: str, mix: Sequence[BenchRequest],
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     requests_topic, results_topic = f"{prefix}.requests", f"{prefix}.results"
+    from guardstream.settings import fetch_max_wait_ms
+
+    # Read results the way GuardstreamClient does, or its wait is in every latency.
     consumer = AIOKafkaConsumer(results_topic, bootstrap_servers=bootstrap,
-                                auto_offset_reset="latest", enable_auto_commit=False)
+                                auto_offset_reset="latest", enable_auto_commit=False,
+                                fetch_max_wait_ms=fetch_max_wait_ms())
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
     await consumer.start()
     await producer.start()

@@ -76,7 +76,7 @@ async def tail(settings: Settings, args: argparse.Namespace, out: TextIO) -> int
 
     consumer = AIOKafkaConsumer(
         TopicNames(settings.topic_prefix).audit, bootstrap_servers=settings.bootstrap_servers,
-        enable_auto_commit=False,
+        enable_auto_commit=False, fetch_max_wait_ms=settings.fetch_max_wait_ms,
         auto_offset_reset="earliest" if args.from_beginning else "latest")
     await consumer.start()
     shown = 0
