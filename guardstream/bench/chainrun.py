@@ -57,8 +57,13 @@ async def _push_through(bootstrap: str, first: str, last: str, records: int,
     """Produce `records`, wait until the last topic holds `already + records`."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+    from guardstream.settings import fetch_max_wait_ms
+
+    # The chains' own wait: with aiokafka's 500 ms default the last records reached this
+    # reader up to half a second late, and the run's seconds and CPU counted that idle.
     consumer = AIOKafkaConsumer(last, bootstrap_servers=bootstrap,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                fetch_max_wait_ms=fetch_max_wait_ms())
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
     await consumer.start()
     await producer.start()
