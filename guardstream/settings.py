@@ -33,6 +33,12 @@ class KafkaSecurity:
     ssl_keyfile: str | None = None
 
 
+#: The embedded broker answers a held fetch only when its wait runs out (at half the wait
+#: from 250 ms up), so a record can wait that long at every hop; Kafka answers as soon as
+#: records arrive, and deployments on it set 500 (docs/deployment.md).
+DEFAULT_FETCH_MAX_WAIT_MS = 25
+
+
 @dataclass(frozen=True)
 class Settings:
     broker: str | None = None
@@ -50,7 +56,7 @@ class Settings:
     agent_concurrency: int = 128
     # How long the broker may hold a fetch that finds nothing, for every consumer the
     # gateway runs: stage workers, the client's results reader, `audit tail`, the bench.
-    fetch_max_wait_ms: int = 25
+    fetch_max_wait_ms: int = DEFAULT_FETCH_MAX_WAIT_MS
     environment: Environment = "development"
     log_level: str = "WARNING"
     debug_content: bool = False
@@ -143,12 +149,6 @@ class Settings:
     @cached_property
     def policy(self) -> Policy:
         return load_policy(self.policy_path)
-
-
-#: The embedded broker answers a held fetch only when its wait runs out (at half the wait
-#: from 250 ms up), so a record can wait that long at every hop; Kafka answers as soon as
-#: records arrive, and deployments on it set 500 (docs/deployment.md).
-DEFAULT_FETCH_MAX_WAIT_MS = 25
 
 
 def fetch_max_wait_ms(env: Mapping[str, str] | None = None) -> int:

@@ -50,13 +50,13 @@ async def _raw_hop(bootstrap: str, group: str, source: str, target: str, produce
     the same at-least-once shape as a stage agent, without a framework around it."""
     from aiokafka import AIOKafkaConsumer
 
-    from guardstream.faust_tuning import FETCH_MAX_WAIT_MS
+    from guardstream.settings import fetch_max_wait_ms
 
     consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=group,
                                 auto_offset_reset="earliest", enable_auto_commit=True,
                                 auto_commit_interval_ms=1000, session_timeout_ms=6000,
                                 heartbeat_interval_ms=1000, rebalance_timeout_ms=3000,
-                                fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
+                                fetch_max_wait_ms=fetch_max_wait_ms())
     await consumer.start()
     try:
         while True:

@@ -46,9 +46,9 @@ async def run_pipeline(bootstrap: str, prefix: str, mix: Sequence[BenchRequest],
                        progress: Callable[[int], None] | None = None) -> PipelineRun:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-    requests_topic, results_topic = f"{prefix}.requests", f"{prefix}.results"
     from guardstream.settings import fetch_max_wait_ms
 
+    requests_topic, results_topic = f"{prefix}.requests", f"{prefix}.results"
     # Read results the way GuardstreamClient does, or its wait is in every latency.
     consumer = AIOKafkaConsumer(results_topic, bootstrap_servers=bootstrap,
                                 auto_offset_reset="latest", enable_auto_commit=False,
