@@ -16,7 +16,14 @@ from guardstream.bench.chains import READY_PREFIX, chain_topics, create_chain_to
 from guardstream.bench.procs import sample
 from guardstream.embedded.ports import stop_process
 
-__all__ = ["ChainResult", "payload", "run_chain"]
+__all__ = ["DEFAULT_CHAIN_RECORDS", "ChainResult", "payload", "run_chain"]
+
+#: Records timed through a chain. A Faust chain pays ~0.25 s of CPU per run that does not
+#: grow with the records (the burst filling and draining the seven hops, when the
+#: downstream hops get records a few at a time); the raw chain ~0.05 s. At 2,000 records
+#: that was ~20% of a Faust run's CPU and moved the hop ratio with the run's length; at
+#: 10,000 it is ~6% and a run measures the per-record cost (docs/performance.md, ninth round).
+DEFAULT_CHAIN_RECORDS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +92,7 @@ async def _push_through(bootstrap: str, first: str, last: str, records: int,
         await consumer.stop()
 
 
-def run_chain(kind: str, bootstrap: str, *, hops: int = 7, records: int = 2000,
+def run_chain(kind: str, bootstrap: str, *, hops: int = 7, records: int = DEFAULT_CHAIN_RECORDS,
               partitions: int = 4, warmup: int = 200, timeout: float = 300.0) -> ChainResult:
     """Start the chain process, warm it up, time `records` through it, stop it."""
     prefix = f"gsbench{uuid.uuid4().hex[:8]}"

@@ -29,7 +29,7 @@ import orjson
 
 from guardstream.bench import stats
 from guardstream.bench.calibrate import calibrate
-from guardstream.bench.chainrun import run_chain
+from guardstream.bench.chainrun import DEFAULT_CHAIN_RECORDS, run_chain
 from guardstream.bench.mix import build_mix, mix_counts
 from guardstream.bench.pipeline_run import PipelineRun, run_pipeline
 from guardstream.bench.procs import children_of, cmdline, sample, sample_many
@@ -53,7 +53,7 @@ class BenchOptions:
     up_pid: int | None = None
     local: bool = True
     chains: bool = True
-    chain_records: int = 2000
+    chain_records: int = DEFAULT_CHAIN_RECORDS
     repeat: int = 3
     extras: bool = False
     out_dir: Path = Path("bench-results")

@@ -34,7 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-local", action="store_true", help="skip the in-process run")
     parser.add_argument("--no-chains", action="store_true",
                         help="skip the raw/Faust pass-through chains")
-    parser.add_argument("--chain-records", type=int, default=2000)
+    parser.add_argument("--chain-records", type=int,
+                        help="records timed through each pass-through chain run "
+                             "(default: 10,000)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each chain")
     parser.add_argument("--extras", action="store_true",
                         help="also the redact-vs-Presidio and limiter benchmarks (scripts/)")
@@ -46,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from guardstream.bench.chainrun import DEFAULT_CHAIN_RECORDS
     from guardstream.bench.report_text import summary_lines
     from guardstream.bench.run import BenchOptions, run_bench
 
@@ -53,8 +56,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         requests=args.requests, rate=args.rate, throughput_requests=args.throughput_requests,
         warmup=args.warmup, requests_per_user=args.requests_per_user, seed=args.seed,
         up=args.up, up_pid=args.up_pid, local=not args.no_local, chains=not args.no_chains,
-        chain_records=args.chain_records, repeat=args.repeat, extras=args.extras,
-        out_dir=args.out, progress=not args.no_progress, timeout=args.timeout,
+        chain_records=args.chain_records or DEFAULT_CHAIN_RECORDS, repeat=args.repeat,
+        extras=args.extras, out_dir=args.out, progress=not args.no_progress, timeout=args.timeout,
         idle_seconds=args.idle_seconds)
     report = run_bench(settings, options)
     for line in summary_lines(report):
