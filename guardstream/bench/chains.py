@@ -72,10 +72,13 @@ async def _raw_hop(bootstrap: str, group: str, source: str, target: str, produce
 
 
 async def run_raw_chain(bootstrap: str, prefix: str, hops: int) -> None:
-    from aiokafka import AIOKafkaProducer
+    # The gateway's keyed partitioning, as in the Faust chain: it is producer code, not
+    # Faust, and aiokafka's own byte-by-byte murmur2 made the raw hop ~3% dearer, which
+    # flattered the Faust/raw ratio (docs/performance.md, ninth round).
+    from guardstream.partitioner import KeyPartitionedProducer
 
     topics = chain_topics(prefix, hops)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+    producer = KeyPartitionedProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
     await producer.start()
     events = [asyncio.Event() for _ in range(hops)]
     tasks = [asyncio.create_task(_raw_hop(bootstrap, f"{prefix}-raw-{i}", topics[i],
