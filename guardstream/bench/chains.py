@@ -113,7 +113,10 @@ def run_faust_chain(prefix: str, hops: int) -> int:
 
     def make_agent(target: faust.TopicT) -> Any:
         async def hop(stream: faust.StreamT) -> None:
-            async for event in stream.events():
+            async for _ in stream:  # as StageAgent does: the event without `events()`
+                event = stream.current_event
+                if event is None:
+                    continue
                 message = event.message
                 fut = await target.send(key=message.key, value=message.value)
                 await fut
