@@ -25,8 +25,9 @@ class Batcher(Generic[T, R]):
 
     `fn` maps a list of items to a list of results of the same length and order; `run`
     executes it off the event loop (e.g. `Resources.run_cpu`). At most `max_items` items
-    go into one call (a single larger submission still runs whole). An exception from
-    `fn` is raised to every submission of that batch.
+    go into one call (a single larger submission still runs whole). When a call of several
+    submissions raises, each is run again alone, and the exception reaches only those that
+    raise on their own: one odd input does not fail the requests batched with it.
     """
 
     def __init__(self, fn: Callable[[list[T]], list[R]],
@@ -61,20 +62,41 @@ class Batcher(Generic[T, R]):
             size += len(items)
         return batch
 
+    async def _call(self, items: list[T]) -> list[R]:
+        self.batches += 1
+        results = await self._run(self._fn, items)
+        if len(results) != len(items):
+            raise RuntimeError("batched function returned a wrong number of results")
+        return results
+
+    async def _one_by_one(self, batch: list[tuple[list[T], asyncio.Future[list[R]]]]) -> None:
+        """After a failed batch, each submission alone: only those that fail on their own
+        input get an error, not every request that happened to share the call."""
+        for items, future in batch:
+            if future.done():
+                continue
+            try:
+                results = await self._call(items)
+            except Exception as exc:
+                if not future.done():
+                    future.set_exception(exc)
+                continue
+            if not future.done():
+                future.set_result(results)
+
     async def _drain(self) -> None:
         batch: list[tuple[list[T], asyncio.Future[list[R]]]] = []
         try:
             while batch := self._take():
                 flat = [item for items, _ in batch for item in items]
-                self.batches += 1
                 try:
-                    results = await self._run(self._fn, flat)
-                    if len(results) != len(flat):
-                        raise RuntimeError("batched function returned a wrong number of results")
+                    results = await self._call(flat)
                 except Exception as exc:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
+                    if len(batch) == 1:
+                        if not batch[0][1].done():
+                            batch[0][1].set_exception(exc)
+                    else:
+                        await self._one_by_one(batch)
                     continue
                 start = 0
                 for items, future in batch:

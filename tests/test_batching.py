@@ -67,10 +67,10 @@ async def test_batches_hold_at_most_max_items_but_a_large_submission_runs_whole(
     assert run.calls == [[0], [1, 2, 3], [4, 5, 6, 7], [8]]
 
 
-async def test_an_error_reaches_every_submission_of_its_batch_only() -> None:
+async def test_an_error_reaches_only_the_submission_that_fails_alone() -> None:
     def explode_on_13(items: list[int]) -> list[int]:
         if 13 in items:
-            raise ValueError("bad batch")
+            raise ValueError("bad input")
         return _double(items)
 
     run = _Runner()
@@ -78,15 +78,36 @@ async def test_an_error_reaches_every_submission_of_its_batch_only() -> None:
     batcher = Batcher(explode_on_13, run, max_items=2)
     head = asyncio.ensure_future(batcher.submit([1]))
     await asyncio.sleep(0)
-    bad = [asyncio.ensure_future(batcher.submit([13])), asyncio.ensure_future(batcher.submit([2]))]
+    bad = asyncio.ensure_future(batcher.submit([13]))
+    neighbour = asyncio.ensure_future(batcher.submit([2]))
     good = asyncio.ensure_future(batcher.submit([3, 4]))
     await asyncio.sleep(0)
     run.gate.set()
     assert await head == [2]
-    for future in bad:
-        with pytest.raises(ValueError, match="bad batch"):
-            await future
+    with pytest.raises(ValueError, match="bad input"):
+        await bad
+    assert await neighbour == [4]
     assert await good == [6, 8]
+    # The failed batch [13, 2] was run again one submission at a time.
+    assert run.calls == [[1], [13, 2], [13], [2], [3, 4]]
+
+
+async def test_an_error_every_input_causes_reaches_every_submission() -> None:
+    def broken(items: list[int]) -> list[int]:
+        raise RuntimeError("model not loaded")
+
+    run = _Runner()
+    run.gate.clear()
+    batcher = Batcher(broken, run)
+    first = asyncio.ensure_future(batcher.submit([1]))
+    await asyncio.sleep(0)
+    rest = [asyncio.ensure_future(batcher.submit([i])) for i in (2, 3)]
+    await asyncio.sleep(0)
+    run.gate.set()
+    for future in (first, *rest):
+        with pytest.raises(RuntimeError, match="model not loaded"):
+            await future
+    assert batcher.batches == 4  # [1], then [2, 3], then each alone
 
 
 async def test_a_wrong_number_of_results_is_an_error() -> None:
