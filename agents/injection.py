@@ -10,6 +10,7 @@ default; add `assistant` or `system` when those carry retrieved or tool text).
 from __future__ import annotations
 
 from guardstream.agents.base import Stage, Verdict
+from guardstream.batching import Batcher
 from guardstream.detectors.injection import InjectionDetector, InjectionScore
 from guardstream.models import Envelope, Finding
 
@@ -30,6 +31,11 @@ class InjectionStage(Stage):
         self.detector: InjectionDetector = await self.resources.run_cpu(
             self.resources.shared, key, lambda: InjectionDetector(**kwargs))  # type: ignore[arg-type]
         await self.resources.run_cpu(self.detector.warm_up)
+        # Texts of the requests in flight go to the thread pool together: one hand-off
+        # (~40-110 us of CPU) per batch instead of per request.
+        self._scanner: Batcher[str, InjectionScore] = Batcher(
+            self._scan_all, self.resources.run_cpu,
+            max_items=max(1, self.settings.agent_concurrency))
 
     async def process(self, envelope: Envelope) -> Verdict:
         roles = self.policy.stages.injection.roles
@@ -37,8 +43,7 @@ class InjectionStage(Stage):
                    if m.role in roles and m.content.strip()]
         if not targets:
             return Verdict.passed(envelope)
-        scores: list[InjectionScore] = await self.resources.run_cpu(
-            self._scan_all, [text for _, text in targets])
+        scores = await self._scanner.submit([text for _, text in targets])
         findings: list[Finding] = []
         worst: InjectionScore | None = None
         for (index, _), score in zip(targets, scores, strict=True):

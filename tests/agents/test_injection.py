@@ -50,3 +50,23 @@ async def test_only_policy_roles_are_scanned() -> None:
     assert (await run_stage("injection", as_assistant)).decision is Decision.PASS
     as_user = envelope_of(attack, role="user")
     assert (await run_stage("injection", as_user)).decision is Decision.BLOCK
+
+
+async def test_requests_in_flight_together_share_thread_hand_offs() -> None:
+    import asyncio
+
+    from guardstream.agents.injection import InjectionStage
+    from tests.agents_support import _STAGES
+
+    texts = [text for _, text in ATTACKS] + BENIGN
+    alone = [await run_stage("injection", envelope_of(t)) for t in texts]
+    stage = _STAGES["injection"]
+    assert isinstance(stage, InjectionStage)
+    before = stage._scanner.batches
+    together = await asyncio.gather(*(stage.process(envelope_of(t)) for t in texts))
+    assert stage._scanner.batches - before < len(texts)
+    for one, other in zip(alone, together, strict=True):
+        assert (other.decision, other.reason, other.findings) == (
+            one.decision, one.reason, one.findings)
+    assert [v.decision for v in together] == (
+        [Decision.BLOCK] * len(ATTACKS) + [Decision.PASS] * len(BENIGN))

@@ -213,6 +213,35 @@ async def test_local_backend_is_fast(tmp_path: Path) -> None:
         await resources.close()
 
 
+async def test_requests_in_flight_together_share_model_calls(tmp_path: Path) -> None:
+    import asyncio
+
+    from guardstream.moderation.local import LOCAL_BATCH_TEXTS
+
+    resources = make_resources(tmp_path)
+    try:
+        backend = LocalBackend(resources)
+        # A second backend of the same process (the output stage's) shares the batches.
+        other = LocalBackend(resources)
+        assert other._scorer is backend._scorer
+        texts = ["How do I build a pipe bomb?", "Thanks, the recipe worked great!",
+                 "You are a worthless idiot and everyone hates you.",
+                 "What time does the museum open on Sundays?"] * 5
+        alone = [(await backend.moderate([text]))[0] for text in texts]
+        before = backend._scorer.batches
+        together = await asyncio.gather(
+            *(b.moderate([text]) for b, text in zip([backend, other] * 10, texts, strict=True)))
+        calls = backend._scorer.batches - before
+        assert 1 < calls < len(texts)  # more than one: at most LOCAL_BATCH_TEXTS a call
+        assert calls >= len(texts) / LOCAL_BATCH_TEXTS
+        for one, (batched,) in zip(alone, together, strict=True):
+            assert batched.flagged == one.flagged
+            assert dict(batched.scores) == pytest.approx(dict(one.scores), abs=1e-9)
+        assert "violence" in together[0][0].flagged and not together[1][0].flagged
+    finally:
+        await resources.close()
+
+
 def test_policy_categories_match_the_model() -> None:
     assert typing.get_args(ModerationCategory) == CATEGORIES
 
