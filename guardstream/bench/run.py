@@ -38,6 +38,11 @@ from guardstream.settings import Settings
 
 __all__ = ["BenchOptions", "Services", "run_bench", "services"]
 
+#: Requests of the throughput run. A run pays ~1 s of worker CPU that does not grow with
+#: its requests (the burst filling and draining seven stages): ~20% of a 400-request run's
+#: CPU, ~7% of a 1,500-request one's (docs/performance.md, tenth round).
+DEFAULT_THROUGHPUT_REQUESTS = 1_500
+
 DEV_KEY = "sk-dev-not-a-key"  # the dev model accepts any key
 
 
@@ -45,7 +50,7 @@ DEV_KEY = "sk-dev-not-a-key"  # the dev model accepts any key
 class BenchOptions:
     requests: int = 500
     rate: float = 20.0
-    throughput_requests: int = 500
+    throughput_requests: int = DEFAULT_THROUGHPUT_REQUESTS
     warmup: int = 20
     requests_per_user: int = 1
     seed: int = 7

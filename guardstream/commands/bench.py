@@ -22,8 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="requests sent at the fixed --rate (latency run)")
     parser.add_argument("--rate", type=float, default=20.0,
                         help="offered requests/s for the latency run (0: skip it)")
-    parser.add_argument("--throughput-requests", type=int, default=500,
-                        help="requests sent all at once (throughput run; 0: skip it)")
+    parser.add_argument("--throughput-requests", type=int, default=None,
+                        help="requests sent all at once (throughput run; 0: skip it; "
+                             "default: 1,500)")
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--requests-per-user", type=int, default=1,
                         help="requests per user id (1: rate limits never bind)")
@@ -50,10 +51,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from guardstream.bench.chainrun import DEFAULT_CHAIN_RECORDS
     from guardstream.bench.report_text import summary_lines
-    from guardstream.bench.run import BenchOptions, run_bench
+    from guardstream.bench.run import DEFAULT_THROUGHPUT_REQUESTS, BenchOptions, run_bench
 
+    throughput_requests = args.throughput_requests
+    if throughput_requests is None:
+        throughput_requests = DEFAULT_THROUGHPUT_REQUESTS
     options = BenchOptions(
-        requests=args.requests, rate=args.rate, throughput_requests=args.throughput_requests,
+        requests=args.requests, rate=args.rate, throughput_requests=throughput_requests,
         warmup=args.warmup, requests_per_user=args.requests_per_user, seed=args.seed,
         up=args.up, up_pid=args.up_pid, local=not args.no_local, chains=not args.no_chains,
         chain_records=args.chain_records or DEFAULT_CHAIN_RECORDS, repeat=args.repeat,
