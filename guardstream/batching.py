@@ -92,11 +92,10 @@ class Batcher(Generic[T, R]):
                 try:
                     results = await self._call(flat)
                 except Exception as exc:
-                    if len(batch) == 1:
-                        if not batch[0][1].done():
-                            batch[0][1].set_exception(exc)
-                    else:
+                    if len(batch) > 1:
                         await self._one_by_one(batch)
+                    elif not batch[0][1].done():
+                        batch[0][1].set_exception(exc)
                     continue
                 start = 0
                 for items, future in batch:
