@@ -390,3 +390,73 @@ async def test_the_stage_app_takes_fausts_cython_fast_paths() -> None:
     from guardstream.settings import Settings
 
     assert create_app(Settings.from_env({}), "validate").conf.cython_optimizations is True
+
+
+class _FakeKafkaProducer:
+    """Stands in for aiokafka's producer under the Faust producer."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+        self.sent: list[tuple[Any, ...]] = []
+
+    async def send(self, topic: str, value: bytes | None, *, key: bytes | None,
+                   partition: int | None, timestamp_ms: int | None, headers: Any) -> str:
+        if self.error is not None:
+            raise self.error
+        self.sent.append((topic, key, value, partition, timestamp_ms, headers))
+        return "ack-future"
+
+
+def _stage_producer(kafka: _FakeKafkaProducer) -> Any:
+    from guardstream.app import create_app
+    from guardstream.faust_tuning import _Producer
+    from guardstream.settings import Settings
+
+    app = create_app(Settings.from_env({}), "validate")
+    producer = app.producer
+    assert isinstance(producer, _Producer)
+    producer._producer = kafka
+    return app, producer
+
+
+async def test_the_producer_sends_as_faust_does_without_the_signal_dispatch() -> None:
+    kafka = _FakeKafkaProducer()
+    _, producer = _stage_producer(kafka)
+    future = await producer.send("out", b"k", b"v", 1, 1.5, {"h": b"1"})
+    assert future == "ack-future"
+    await producer.send("out", None, b"w", None, None, [("h", b"2")])
+    assert kafka.sent == [("out", b"k", b"v", 1, 1500, [("h", b"1")]),
+                          ("out", None, b"w", None, None, [("h", b"2")])]
+
+
+async def test_the_producer_translates_kafka_errors_as_faust_does() -> None:
+    from aiokafka.errors import KafkaTimeoutError
+    from faust.exceptions import ProducerSendError
+
+    _, producer = _stage_producer(_FakeKafkaProducer(error=KafkaTimeoutError()))
+    with pytest.raises(ProducerSendError, match="KafkaTimeoutError"):
+        await producer.send("out", b"k", b"v", None, None, None)
+
+
+async def test_a_produce_message_receiver_still_sees_every_send() -> None:
+    kafka = _FakeKafkaProducer()
+    app, producer = _stage_producer(kafka)
+    seen: list[Any] = []
+
+    def on_produce(sender: Any, key: Any = None, value: Any = None, **kwargs: Any) -> None:
+        seen.append((key, value))
+
+    app.on_produce_message.connect(on_produce)
+    await producer.send("out", b"k", b"v", None, None, None)
+    assert seen == [(b"k", b"v")]
+    assert kafka.sent == [("out", b"k", b"v", None, None, None)]
+
+
+async def test_transactional_sends_take_fausts_path() -> None:
+    from faust.exceptions import ProducerSendError
+
+    kafka = _FakeKafkaProducer()
+    _, producer = _stage_producer(kafka)
+    with pytest.raises(ProducerSendError, match="No transaction producer"):
+        await producer.send("out", b"k", b"v", None, None, None, transactional_id="tx-1")
+    assert kafka.sent == []
