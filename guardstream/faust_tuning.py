@@ -165,6 +165,7 @@ class FastTopic(faust.Topic):
     """
 
     _running_producer: Any = None
+    _fast_name: str = ""
 
     async def send(self, *, key: Any = None, value: Any = None,
                    partition: int | None = None, timestamp: float | None = None,
@@ -172,19 +173,20 @@ class FastTopic(faust.Topic):
                    value_serializer: Any = None, callback: Any = None,
                    force: bool = False) -> Any:
         if (schema is None and key_serializer is None and value_serializer is None
-                and callback is None and _raw(self.key_serializer)
-                and _raw(self.value_serializer) and isinstance(value, bytes | None)
-                and isinstance(key, bytes | None)
-                and not self.app._attachments.enabled):  # type: ignore[attr-defined]
-            producer = self._running_producer
-            if producer is None or not producer.started:
+                and callback is None and (value is None or value.__class__ is bytes)
+                and (key is None or key.__class__ is bytes)):
+            producer = self._running_producer  # set only once this topic's path is raw
+            if producer is not None and producer.started:
+                return await producer.send(self._fast_name, key, value, partition,
+                                           timestamp, headers)
+            if (_raw(self.key_serializer) and _raw(self.value_serializer)
+                    and not self.app._attachments.enabled):  # type: ignore[attr-defined]
                 producer = await self._get_producer()
                 app = self.app
-                self._running_producer = (
-                    producer if producer is app.producer and producer.started
-                    and not app.in_transaction else None)
-            return await producer.send(self.get_topic_name(), key, value, partition,
-                                       timestamp, headers)
+                name = self.get_topic_name()
+                if producer is app.producer and producer.started and not app.in_transaction:
+                    self._running_producer, self._fast_name = producer, name
+                return await producer.send(name, key, value, partition, timestamp, headers)
         return await super().send(key=key, value=value, partition=partition,
                                   timestamp=timestamp, headers=headers, schema=schema,
                                   key_serializer=key_serializer,
