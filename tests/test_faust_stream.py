@@ -16,6 +16,8 @@ import faust
 import pytest
 from faust.exceptions import Skip
 from faust.types import Message
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from guardstream.faust_stream import LeanStream
 
@@ -157,3 +159,24 @@ async def test_the_stage_app_iterates_with_the_lean_stream() -> None:
     app = create_app(Settings.from_env({}), "validate")
     assert app.conf.Stream is LeanStream
     assert isinstance(app.stream(app.topic("t")), LeanStream)
+
+
+_RECORDS = st.lists(st.tuples(st.sampled_from([b"a", b"b", b"c", b"bx"]), st.booleans()),
+                    max_size=12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(records=_RECORDS, skip=st.booleans(), acks=st.booleans())
+def test_any_sequence_of_records_iterates_as_in_faust(
+        records: list[tuple[bytes, bool]], skip: bool, acks: bool) -> None:
+    values: list[bytes | str] = [STALE if stale else value for value, stale in records]
+    options: dict[str, Any] = {"processors": (_skip_b,) if skip else (), "acks": acks}
+    lean = asyncio.run(_run(LeanStream, values, **options))
+    assert lean == asyncio.run(_run(faust.Stream, values, **options))
+    live = [(offset, value) for offset, value in enumerate(values) if value != STALE]
+    shown = [(offset, value) for offset, value in live
+             if not (skip and isinstance(value, bytes) and value.startswith(b"b"))]
+    assert [(offset, value) for value, offset, _ in lean.seen] == shown
+    skipped = [offset for offset, value in live if (offset, value) not in shown]
+    # as Faust: a record a processor skips is acked even on a stream without acks
+    assert lean.acked == ([offset for offset, _ in live] if acks else skipped)
