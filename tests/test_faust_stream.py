@@ -180,3 +180,20 @@ def test_any_sequence_of_records_iterates_as_in_faust(
     skipped = [offset for offset, value in live if (offset, value) not in shown]
     # as Faust: a record a processor skips is acked even on a stream without acks
     assert lean.acked == ([offset for offset, _ in live] if acks else skipped)
+
+
+async def test_a_stream_waiting_on_an_empty_topic_gets_the_next_record() -> None:
+    app = _app(LeanStream)
+    topic = app.topic("t", key_serializer="raw", value_serializer="raw")
+    stream: Any = app.stream(topic)
+
+    async def first() -> tuple[bytes, int]:
+        async for value in stream:
+            return value, stream.current_event.message.offset
+        raise AssertionError("the stream ended")
+
+    waiting = asyncio.create_task(first())
+    await asyncio.sleep(0.01)
+    assert not waiting.done()  # nothing queued yet: it waits on the channel
+    await _put(app, stream, topic, 7, b"late")
+    assert await asyncio.wait_for(waiting, 5) == (b"late", 7)
