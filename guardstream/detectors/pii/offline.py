@@ -15,7 +15,8 @@ Why this module exists:
   them to BLIS; OpenBLAS on one thread does them in ~20% less CPU (measured: 15.5 vs 20.2 ms
   for 1,500 characters), while a second OpenBLAS thread only spins (31.8 ms). So the NER
   model uses numpy's matmul and the process's BLAS is held to one thread: each worker
-  runs its CPU stages one request at a time per thread anyway.
+  runs its CPU stages one request at a time per thread anyway. Its embedding layer's
+  first matrix product is folded into the tables at load time (:mod:`.ner_fold`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span
 from thinc.api import NumpyOps
 from threadpoolctl import threadpool_limits
+
+from .ner_fold import fold_hash_embeddings
 
 __all__ = [
     "SPACY_MODEL_PACKAGE",
@@ -171,6 +174,7 @@ class SlimNerSpacyEngine(SpacyNlpEngine):
             if not isinstance(ner, TrainablePipe):
                 raise RuntimeError("the spaCy model has no trainable ner component")
             _use_numpy_matmul(ner.model)
+            fold_hash_embeddings(ner.model)
             loaded[model["lang_code"]] = nlp
         self.nlp = loaded  # type: ignore[assignment]
         self._lock = threading.Lock()
