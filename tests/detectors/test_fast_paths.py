@@ -165,3 +165,26 @@ def test_ner_on_inference_ops_finds_what_thinc_s_ops_find() -> None:
     found = entities(InferenceOps(use_blis=False))
     assert sum(map(len, found)) > 100  # the texts do have names, places, dates
     assert found == entities(NumpyOps(use_blis=False))
+
+
+@pytest.mark.parametrize(("rows", "inner", "cols"), [(1, 4, 3), (8, 288, 288), (37, 96, 64),
+                                                     (300, 64, 384)])
+def test_inference_gemm_equals_thinc(rows: int, inner: int, cols: int) -> None:
+    from thinc.api import NumpyOps
+
+    from guardstream.detectors.pii.offline import InferenceOps
+
+    rng = np.random.default_rng(rows + inner + cols)
+    ours, thinc = InferenceOps(use_blis=False), NumpyOps(use_blis=False)
+    x = rng.standard_normal((rows, inner)).astype("float32")
+    weights = rng.standard_normal((cols, inner)).astype("float32")
+    for _ in range(2):  # the second product reads the cached transpose
+        assert np.allclose(ours.gemm(x, weights, trans2=True),
+                           thinc.gemm(x, weights, trans2=True), atol=1e-4)
+    # Same shape, other memory: another weight matrix is not served the first one's copy.
+    other = rng.standard_normal((cols, inner)).astype("float32")
+    assert np.allclose(ours.gemm(x, other, trans2=True), thinc.gemm(x, other, trans2=True),
+                       atol=1e-4)
+    square = rng.standard_normal((inner, cols)).astype("float32")
+    assert np.allclose(ours.gemm(x, square), thinc.gemm(x, square), atol=1e-4)
+    assert np.allclose(ours.gemm(x, x, trans1=True), thinc.gemm(x, x, trans1=True), atol=1e-3)
