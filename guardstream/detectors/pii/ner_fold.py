@@ -19,13 +19,15 @@ from typing import Any
 import numpy as np
 from thinc.api import Model
 
+from guardstream.errors import GuardstreamError
+
 __all__ = ["FoldError", "fold_hash_embeddings"]
 
 _Output = tuple[Any, Callable[..., Any]]
 
 
-class FoldError(ValueError):
-    """The model does not have the embedding layout this fold is written for."""
+class FoldError(GuardstreamError, ValueError):
+    """The installed spaCy model does not have the embedding layout this fold is written for."""
 
 
 def fold_hash_embeddings(model: Model[Any, Any]) -> None:
@@ -66,22 +68,25 @@ def _is_hash_concat(node: Model[Any, Any]) -> bool:
 def _fold(wrapper: Model[Any, Any], concat: Model[Any, Any], after: Model[Any, Any],
           maxout: Model[Any, Any]) -> None:
     n_out, n_pieces, n_in = (maxout.get_dim(d) for d in ("nO", "nP", "nI"))
-    weights = np.asarray(maxout.get_param("W"), dtype=np.float64).reshape(n_out * n_pieces,
-                                                                          n_in)
-    tables: list[np.ndarray] = []
+    weights: Any = np.asarray(maxout.get_param("W")).reshape(n_out * n_pieces, n_in)
+    parts = [part.layers for part in concat.layers]
+    tables: list[Any] = [np.asarray(embed.get_param("E")) for _getter, embed in parts]
+    widths = [table.shape[1] for table in tables]
+    if sum(widths) != n_in:
+        raise FoldError("the embeddings' widths do not add up to the maxout's input")
+    # Written block by block into one float32 table: no float64 or stacked temporaries,
+    # whose freed pages the allocator would keep in the worker's RSS.
+    total_rows = sum(table.shape[0] for table in tables)
+    folded_table: Any = np.empty((total_rows, n_out * n_pieces), dtype=np.float32)
     selectors: list[tuple[Model[Any, Any], int, int, int]] = []
     offset = column = 0
-    for part in concat.layers:
-        getter, embed = part.layers
-        table = np.asarray(embed.get_param("E"), dtype=np.float64)
-        rows, width = table.shape
-        tables.append(table @ weights[:, column:column + width].T)
+    for (getter, embed), table, width in zip(parts, tables, widths, strict=True):
+        rows = table.shape[0]
+        np.matmul(table, weights[:, column:column + width].T,
+                  out=folded_table[offset:offset + rows])
         selectors.append((getter, int(embed.attrs["seed"]), rows, offset))
         offset += rows
         column += width
-    if column != n_in:
-        raise FoldError("the embeddings' widths do not add up to the maxout's input")
-    folded_table: Any = np.ascontiguousarray(np.vstack(tables), dtype=np.float32)
     bias: Any = np.asarray(maxout.get_param("b"), dtype=np.float32).reshape(n_out * n_pieces)
     ops = maxout.ops
 
