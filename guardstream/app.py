@@ -27,6 +27,7 @@ from guardstream.audit import Auditor
 from guardstream.emitted import EmitState, EmittedGuard
 from guardstream.errors import DecodeError
 from guardstream.faust_tuning import InFlight, faust_options, quiet_sensors
+from guardstream.heap import settle_heap
 from guardstream.models import AuditEvent, DeadLetter, Result, Status
 from guardstream.models.codec import decode_envelope, decode_request, encode
 from guardstream.models.request import usable_request_id
@@ -156,8 +157,15 @@ class StageAgent:
     async def ensure_started(self) -> None:
         """Build the stage's heavy objects once, whichever agent instance asks first."""
         if self._started is None:
-            self._started = asyncio.ensure_future(self.stage.start())
+            self._started = asyncio.ensure_future(self._start_stage())
         await asyncio.shield(self._started)
+
+    async def _start_stage(self) -> None:
+        await self.stage.start()
+        # What start-up built lives as long as the worker: out of the collector's full
+        # passes (guardstream.heap).
+        frozen = settle_heap()
+        log.info("stage %s started; %d start-up objects frozen", self.stage.name, frozen)
 
     async def _forget_stale(self, sender: Any, assigned: Any, **_: Any) -> None:
         # Not on revoke: the commit made while partitions are revoked (and at shutdown)

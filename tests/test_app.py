@@ -300,3 +300,15 @@ async def test_a_crashed_owner_delays_a_redelivery_but_never_loses_it(
         assert 0 < await redis.ttl(successor.key("r-c")) <= successor.ttl_seconds
     finally:
         await redis.aclose()
+
+
+async def test_a_started_stage_freezes_its_start_up_heap(validate: StageAgent) -> None:
+    import gc
+
+    gc.unfreeze()
+    try:
+        await validate.ensure_started()
+        assert gc.get_freeze_count() > 0
+        assert id(validate.stage) not in {id(obj) for obj in gc.get_objects()}
+    finally:
+        gc.unfreeze()
