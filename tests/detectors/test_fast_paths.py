@@ -188,3 +188,14 @@ def test_inference_gemm_equals_thinc(rows: int, inner: int, cols: int) -> None:
     square = rng.standard_normal((inner, cols)).astype("float32")
     assert np.allclose(ours.gemm(x, square), thinc.gemm(x, square), atol=1e-4)
     assert np.allclose(ours.gemm(x, x, trans1=True), thinc.gemm(x, x, trans1=True), atol=1e-3)
+
+
+def test_char_ngram_tables_hold_frequent_words_beyond_the_first_two_thousand(
+        moderator: LocalModerator) -> None:
+    from guardstream.detectors.injection.classifier import Classifier
+    from guardstream.text.common_words import COMMON_WORDS
+
+    assert "migration" not in COMMON_WORDS
+    for grams in (moderator._fast_char.grams, Classifier.load()._char_grams):
+        assert grams is not None
+        assert "migration" in grams._known and "the" in grams._known

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from guardstream.detectors.injection.normalize import normalize
-from guardstream.text.common_words import COMMON_WORDS
+from guardstream.text.common_words import frequent_words
 from guardstream.text.ngrams import CharWbGrams
 
 __all__ = [
@@ -160,7 +160,7 @@ class Classifier:
         # n-grams are tabled once instead of being cut from every message.
         self._char_grams = CharWbGrams(
             self._char.index, _CHAR_NGRAMS,
-            known_words=chain((t for t in self._word.index if " " not in t), COMMON_WORDS))
+            known_words=chain((t for t in self._word.index if " " not in t), frequent_words()))
 
     @classmethod
     def load(cls, path: Path | str = DEFAULT_MODEL_PATH) -> Classifier:

@@ -30,7 +30,8 @@ class FastTfidf:
     up front (see :class:`~guardstream.text.ngrams.CharWbGrams`).
     """
 
-    __slots__ = ("_analyze", "_count", "_idf", "_l2", "_sublinear", "_vocab", "n_features")
+    __slots__ = ("_analyze", "_count", "_idf", "_l2", "_sublinear", "_vocab", "grams",
+                 "n_features")
 
     def __init__(self, vectorizer: Any, known_words: Iterable[str] = ()) -> None:
         if vectorizer.binary or vectorizer.norm not in ("l2", None):
@@ -38,9 +39,11 @@ class FastTfidf:
         self._analyze: Callable[[str], list[str]] = vectorizer.build_analyzer()
         self._vocab: dict[str, int] = dict(vectorizer.vocabulary_)
         self._count: Callable[[str], dict[int, int]] = self._count_analyzed
+        #: The word-by-word n-gram counter of a ``char_wb`` vectorizer (None otherwise).
+        self.grams: CharWbGrams[int] | None = None
         if (vectorizer.analyzer == "char_wb" and vectorizer.preprocessor is None
                 and vectorizer.strip_accents is None):
-            grams = CharWbGrams(self._vocab, vectorizer.ngram_range, known_words)
+            grams = self.grams = CharWbGrams(self._vocab, vectorizer.ngram_range, known_words)
             lower = bool(vectorizer.lowercase)
             self._count = (lambda t: grams.counts(t.lower())) if lower else grams.counts
         idf = vectorizer.idf_ if vectorizer.use_idf else np.ones(len(self._vocab))

@@ -22,7 +22,7 @@ from typing import Any
 import joblib
 import numpy as np
 
-from guardstream.text.common_words import COMMON_WORDS
+from guardstream.text.common_words import frequent_words
 
 from .categories import CATEGORIES
 from .fasttfidf import FastTfidf
@@ -118,7 +118,7 @@ class LocalModerator:
         # Public words (the word model's single words, frequent English words): the char
         # model tables their n-grams once instead of cutting them from every message.
         self._fast_char = FastTfidf(self._char, known_words=chain(
-            (t for t in self._word.vocabulary_ if " " not in t), COMMON_WORDS))
+            (t for t in self._word.vocabulary_ if " " not in t), frequent_words()))
         if self._fast_word.n_features + self._fast_char.n_features != self._coef.shape[0]:
             raise ValueError("moderation artifact: vectorizers and weights disagree")
 
