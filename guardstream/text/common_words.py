@@ -3,7 +3,8 @@
 Why: deciding whether a capitalised span that spaCy labelled ORG/FAC/GPE is really a
 person ("Megan Little" yes, "Customer Service" no) needs to know which words are everyday
 English. A frequency list is the smallest thing that answers that offline. The char n-gram
-models table these words' n-grams up front (`guardstream.text.ngrams`).
+models table the n-grams of the whole list these head up front (`frequent_words`,
+`guardstream.text.ngrams`).
 
 Source: wordfreq 3.1.1 (PyPI), file ``wordfreq/data/small_en.msgpack.gz``, first 2,000
 ASCII alphabetic entries in frequency order. The wordfreq data is licensed under
